@@ -1,0 +1,18 @@
+"""keras_initkit: initializers, gains and layer-aware fans for Keras 3.
+
+Importing the package registers all its objects with Keras, so models that use them
+save and load (`keras.saving.load_model(path, safe_mode=True)` after `import keras_initkit`).
+"""
+
+from keras_initkit import initializers
+from keras_initkit.initializers import calculate_gain, compute_fans, initializer_for
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "calculate_gain",
+    "compute_fans",
+    "initializer_for",
+    "initializers",
+]

@@ -1,0 +1,46 @@
+"""Runs every script in examples/ in a fresh process; each must exit with code 0.
+
+Every example accepts `--out DIR` for the files it writes. The subprocess inherits the
+environment, so it runs on the same KERAS_BACKEND as the test session.
+"""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+
+
+def _run(script, out_dir):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
+    return subprocess.run(
+        [sys.executable, str(script), "--out", str(out_dir)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_example_runs(script, tmp_path):
+    result = _run(script, tmp_path)
+    assert result.returncode == 0, (
+        f"{script.name} exited with {result.returncode}\n"
+        f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
+    )
+    if script.stem == "quickstart":
+        match = re.search(r"test accuracy after reload: ([0-9.]+)", result.stdout)
+        assert match, f"no accuracy line in the output:\n{result.stdout}"
+        assert float(match.group(1)) > 0.8, result.stdout
+
+
+def test_examples_exist():
+    assert any(p.stem == "quickstart" for p in EXAMPLES)
