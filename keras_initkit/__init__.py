@@ -6,8 +6,7 @@ save and load (`keras.saving.load_model(path, safe_mode=True)` after `import ker
 
 from keras_initkit import initializers
 from keras_initkit.initializers import calculate_gain, compute_fans, initializer_for
-
-__version__ = "0.1.0"
+from keras_initkit.version import __version__
 
 __all__ = [
     "__version__",

@@ -41,4 +41,4 @@ def test_two_step_fit(name):
     history = model.fit(x, y, batch_size=16, epochs=1, steps_per_epoch=2, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
     after = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
-    assert any(not np.array_equal(a, b) for a, b in zip(before, after))
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True))

@@ -15,7 +15,7 @@ from keras_initkit.initializers._checks import check_choice
 POLICIES = ("fixed_point", "torch")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _fixed_point_gain(name: str, param: Any) -> float:
     entry = nonlinearities.NONLINEARITIES[name]
     return 1.0 / math.sqrt(nonlinearities.second_moment(entry, param))

@@ -63,7 +63,7 @@ class Nonlinearity:
     fn: Callable[[np.ndarray, Any], np.ndarray] | None
     param_name: str | None = None
     default_param: Any = None
-    param_check: tuple[Callable[[Any], bool], str] | None = None
+    param_check: tuple[Callable[[Any], Any], str] | None = None
     torch_gain: Callable[[Any], float] | None = None
     torch_default_param: Any = None
     stability: str = "stable"
@@ -91,7 +91,9 @@ _PIECES = (
 
 _ENTRIES = [
     Nonlinearity("linear", lambda x, p: x, torch_gain=lambda p: 1.0, stability="neutral"),
-    Nonlinearity("sigmoid", lambda x, p: _sigmoid(x), torch_gain=lambda p: 1.0, stability="collapse"),
+    Nonlinearity(
+        "sigmoid", lambda x, p: _sigmoid(x), torch_gain=lambda p: 1.0, stability="collapse"
+    ),
     Nonlinearity("tanh", lambda x, p: np.tanh(x), torch_gain=lambda p: 5.0 / 3.0),
     Nonlinearity(
         "relu", lambda x, p: np.maximum(x, 0.0), torch_gain=lambda p: math.sqrt(2.0),

@@ -8,10 +8,11 @@ import keras
 
 from keras_initkit.initializers import gain as gain_lib
 from keras_initkit.initializers._checks import check_dtype, check_positive, check_shape
+from keras_initkit.initializers._config import VersionedConfig, versioned
 
 
 @keras.saving.register_keras_serializable(package="keras_initkit")
-class Orthogonal(keras.initializers.Orthogonal):
+class Orthogonal(VersionedConfig, keras.initializers.Orthogonal):
     """Orthogonal initializer: `gain * Q`, with `Q` (semi-)orthogonal, scaled for an activation.
 
     As in Keras, the kernel is flattened to `(prod(shape[:-1]), shape[-1])` (for a
@@ -85,9 +86,11 @@ class Orthogonal(keras.initializers.Orthogonal):
         return keras.ops.cast(values, dtype)
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            "gain": self.gain,
-            "nonlinearity": self.nonlinearity,
-            "param": self.param,
-            "seed": super().get_config()["seed"],
-        }
+        return versioned(
+            {
+                "gain": self.gain,
+                "nonlinearity": self.nonlinearity,
+                "param": self.param,
+                "seed": super().get_config()["seed"],
+            }
+        )

@@ -84,25 +84,30 @@ def initializer_for(
     check_choice("policy", policy, gain_lib.POLICIES)
     if distribution == "normal":
         distribution = "truncated_normal"
+    user_param = param
     target, param = gain_lib.resolve(activation, param)
-    common = {"mode": mode, "seed": seed}
-
-    if not isinstance(target, nonlinearities.Nonlinearity) or policy == "torch":
-        gain = gain_lib.calculate_gain(activation, None if target is activation else param,
-                                       policy=policy)
-        name, param, extra = "linear", None, {"gain": gain}
+    name, gain = "linear", 1.0
+    if not isinstance(target, nonlinearities.Nonlinearity):
+        gain = gain_lib.calculate_gain(activation)  # a custom callable, integrated
+    elif target.name in _RECTIFIERS:
+        name = target.name
+        if policy == "torch" and user_param is None and isinstance(activation, str):
+            param = target.torch_default_param  # PyTorch's leaky slope 0.01
+    elif policy == "torch":
+        gain = gain_lib.calculate_gain(activation, user_param, policy="torch")
+        param = None
     elif target.name == "selu" or target.stability == "output":
-        name, param, extra = "linear", None, {}
+        param = None
     else:
-        name, extra = target.name, {}
+        name = target.name
 
+    common: dict[str, Any] = {"nonlinearity": name, "param": param, "gain": gain}
+    common.update(mode=mode, seed=seed)
     if distribution == "untruncated_normal":
-        return VarianceScaling(
-            distribution=distribution, nonlinearity=name, param=param, **common, **extra
-        )
+        return VarianceScaling(distribution=distribution, **common)
     uniform = distribution == "uniform"
     if name in _RECTIFIERS:
-        cls = HeUniform if uniform else HeNormal
+        cls: type[VarianceScaling] = HeUniform if uniform else HeNormal
     else:
         cls = LecunUniform if uniform else LecunNormal
-    return cls(nonlinearity=name, param=param, **common, **extra)
+    return cls(**common)

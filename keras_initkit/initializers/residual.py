@@ -7,10 +7,11 @@ from typing import Any
 import keras
 
 from keras_initkit.initializers._checks import check_dtype, check_shape
+from keras_initkit.initializers._config import VersionedConfig, versioned
 
 
 @keras.saving.register_keras_serializable(package="keras_initkit")
-class ResidualZeros(keras.initializers.Initializer):
+class ResidualZeros(VersionedConfig, keras.initializers.Initializer):
     """Zeros, for the last layer of each residual branch ("first layer MSRA, last layer 0").
 
     A branch whose last kernel (or trailing normalization scale) is zero starts as the
@@ -33,11 +34,11 @@ class ResidualZeros(keras.initializers.Initializer):
         return keras.ops.zeros(check_shape(shape), dtype=check_dtype(dtype))
 
     def get_config(self) -> dict[str, Any]:
-        return {}
+        return versioned({})
 
 
 @keras.saving.register_keras_serializable(package="keras_initkit")
-class Fixup(keras.initializers.Initializer):
+class Fixup(VersionedConfig, keras.initializers.Initializer):
     """A base initializer scaled by `num_branches ** (-1 / (2 * branch_depth - 2))` (Fixup).
 
     Fixup (Zhang et al. 2019) trains deep residual networks without normalization:
@@ -99,8 +100,10 @@ class Fixup(keras.initializers.Initializer):
         return Fixup(self.base.for_layer(layer, weight), self.num_branches, self.branch_depth)
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            "base": keras.saving.serialize_keras_object(self.base),
-            "num_branches": self.num_branches,
-            "branch_depth": self.branch_depth,
-        }
+        return versioned(
+            {
+                "base": keras.saving.serialize_keras_object(self.base),
+                "num_branches": self.num_branches,
+                "branch_depth": self.branch_depth,
+            }
+        )

@@ -16,6 +16,7 @@ from keras_initkit.initializers._checks import (
     check_positive,
     check_shape,
 )
+from keras_initkit.initializers._config import VERSION_KEY, VersionedConfig, versioned
 from keras_initkit.initializers.fans import Fans, compute_fans
 
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
@@ -31,7 +32,7 @@ def _serializable_seed(seed: Any) -> Any:
 
 
 @keras.saving.register_keras_serializable(package="keras_initkit")
-class VarianceScaling(keras.initializers.VarianceScaling):
+class VarianceScaling(VersionedConfig, keras.initializers.VarianceScaling):
     """Draws weights with variance `scale * gain^2 * calculate_gain(nonlinearity)^2 / fan`.
 
     The one core every named initializer specializes (as in JAX). It accepts every
@@ -194,7 +195,7 @@ class VarianceScaling(keras.initializers.VarianceScaling):
         return keras.ops.cast(values, dtype)
 
     def get_config(self) -> dict[str, Any]:
-        return {
+        return versioned({
             "scale": self.scale,
             "mode": self.mode,
             "distribution": self.distribution,
@@ -205,7 +206,7 @@ class VarianceScaling(keras.initializers.VarianceScaling):
             "nonlinearity": self.nonlinearity,
             "param": self.param,
             "fans": list(self.fans) if self.fans is not None else None,
-        }
+        })
 
     def for_layer(self, layer: keras.layers.Layer, weight: Any = None) -> VarianceScaling:
         """Returns a copy whose `fans` are the layer-aware fans of `layer`'s weight.
@@ -233,7 +234,7 @@ class VarianceScaling(keras.initializers.VarianceScaling):
         shown = [
             f"{key}={value!r}"
             for key, value in self.get_config().items()
-            if key not in defaults or defaults[key] != value
+            if key != VERSION_KEY and (key not in defaults or defaults[key] != value)
         ]
         return f"{type(self).__name__}({', '.join(shown)})"
 

@@ -87,3 +87,11 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="nonlinearity must be one of"):
         initializer_for("relux")
     assert math.isfinite(initializer_for("gelu").variance_scale)
+
+
+def test_torch_policy_keeps_rectifiers_as_he():
+    assert repr(initializer_for("relu", policy="torch")) == "HeNormal()"
+    leaky = initializer_for("leaky_relu", policy="torch")
+    assert leaky.variance_scale == pytest.approx(2 / (1 + 0.01**2))
+    assert initializer_for("leaky_relu").variance_scale == pytest.approx(2 / 1.04)
+    assert initializer_for("selu", policy="torch").variance_scale == pytest.approx(0.5625)

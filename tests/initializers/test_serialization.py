@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 
+import keras_initkit
 from keras_initkit import initializers as ki
 
 INSTANCES = [
@@ -42,7 +43,10 @@ def test_config_holds_every_constructor_argument(init):
         for name, p in inspect.signature(type(init).__init__).parameters.items()
         if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
     }
-    assert set(init.get_config()) == parameters
+    config = init.get_config()
+    assert next(iter(config)) == "keras_initkit_version"  # first: see _config.py
+    assert config["keras_initkit_version"] == keras_initkit.__version__
+    assert set(config) - {"keras_initkit_version"} == parameters
 
 
 @pytest.mark.parametrize("init", INSTANCES, ids=name_of)
@@ -173,11 +177,12 @@ print("initializer packages:", names)
     assert "initializer packages: ['keras_initkit']" in result.stdout
 
     # Without the import, Keras falls back to its own class of the same name, which
-    # rejects our config; its error shows the config, whose module names the package.
+    # rejects our config at its first key: the last line of the error names the package.
     without_import = 'import keras\nkeras.saving.load_model("model.keras", safe_mode=True)\n'
     result = run_python(without_import, tmp_path)
     assert result.returncode != 0
-    assert "'module': 'keras_initkit.initializers" in result.stderr
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert "unexpected keyword argument 'keras_initkit_version'" in last_line
 
 
 @pytest.mark.parametrize(
@@ -186,5 +191,5 @@ print("initializer packages:", names)
 def test_keras_namesake_never_silently_accepts_our_config(init):
     """Loading without `import keras_initkit` fails loudly instead of building Keras's class."""
     namesake = getattr(keras.initializers, type(init).__name__)
-    with pytest.raises(TypeError, match="unexpected keyword argument"):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'keras_initkit_version'"):
         namesake(**init.get_config())
