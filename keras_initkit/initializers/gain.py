@@ -241,3 +241,19 @@ def calculate_gain(nonlinearity: Any, param: Any = None, policy: str = "fixed_po
         return float(target.torch_gain(param))
     return _fixed_point_gain(target.name, param)
 
+
+
+def named_gain(nonlinearity: Any, param: Any) -> tuple[str | None, float]:
+    """For initializers: `(lower-cased name, gain)`; the nonlinearity must be a name or None.
+
+    Initializers store the nonlinearity in their config, so only a name keeps them
+    serializable; pass `gain=calculate_gain(obj)` for a layer or function object.
+    """
+    if isinstance(nonlinearity, str):
+        nonlinearity = nonlinearity.lower()
+    elif nonlinearity is not None:
+        raise ValueError(
+            "nonlinearity must be a name (a string, to stay serializable) or None; "
+            f"got {nonlinearity!r}. Use gain=calculate_gain(obj) for an object."
+        )
+    return nonlinearity, calculate_gain(nonlinearity, param)

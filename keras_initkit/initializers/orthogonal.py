@@ -49,13 +49,7 @@ class Orthogonal(VersionedConfig, keras.initializers.Orthogonal):
         seed: Any = None,
     ) -> None:
         gain = check_positive("gain", gain)
-        if isinstance(nonlinearity, str):
-            nonlinearity = nonlinearity.lower()
-        elif nonlinearity is not None:
-            raise ValueError(
-                f"nonlinearity must be a name (a string) or None; got {nonlinearity!r}"
-            )
-        self._nonlinearity_gain = gain_lib.calculate_gain(nonlinearity, param)
+        nonlinearity, self._nonlinearity_gain = gain_lib.named_gain(nonlinearity, param)
         super().__init__(gain=gain, seed=seed)
         self.nonlinearity = nonlinearity
         self.param = param

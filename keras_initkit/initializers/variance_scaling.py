@@ -115,15 +115,8 @@ class VarianceScaling(VersionedConfig, keras.initializers.VarianceScaling):
         gain = check_positive("gain", gain)
         input_axes = check_axes("input_axes", input_axes)
         output_axes = check_axes("output_axes", output_axes)
-        if isinstance(nonlinearity, str):
-            nonlinearity = nonlinearity.lower()
-        elif nonlinearity is not None:
-            raise ValueError(
-                "nonlinearity must be a name (a string, to stay serializable) or None; "
-                f"got {nonlinearity!r}. Use calculate_gain(obj) and pass gain= for objects."
-            )
         # Resolving now raises early for an unknown name or a bad param.
-        nonlinearity_gain = gain_lib.calculate_gain(nonlinearity, param)
+        nonlinearity, nonlinearity_gain = gain_lib.named_gain(nonlinearity, param)
         if fans is not None:
             try:
                 fan_in, fan_out = (check_positive("fans", float(f)) for f in fans)
