@@ -1,10 +1,10 @@
-"""keras_initkit: initializers, gains and layer-aware fans for Keras 3.
+"""keras_initkit: initializers, gains, layer-aware fans and activation layers for Keras 3.
 
 Importing the package registers all its objects with Keras, so models that use them
 save and load (`keras.saving.load_model(path, safe_mode=True)` after `import keras_initkit`).
 """
 
-from keras_initkit import initializers
+from keras_initkit import activations, initializers, layers
 from keras_initkit.initializers import calculate_gain, compute_fans, initializer_for
 from keras_initkit.version import __version__
 
@@ -13,5 +13,7 @@ __all__ = [
     "calculate_gain",
     "compute_fans",
     "initializer_for",
+    "activations",
     "initializers",
+    "layers",
 ]
