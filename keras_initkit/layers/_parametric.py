@@ -11,11 +11,26 @@ from keras_initkit.layers._elementwise import ElementwiseActivation
 
 
 class PerChannelActivation(ElementwiseActivation):
-    """A scalar parameter, or a trainable one per channel (last axis) when `trainable`."""
+    """A fixed scalar parameter, or a weight with one value per channel (last axis).
+
+    Two choices are kept apart: `per_channel` (is the parameter a weight? fixed at
+    construction, it decides the layer's variables) and Keras's `trainable` (is that
+    weight updated now? users flip it to freeze a trained layer). `per_channel` defaults
+    to the `trainable` given at construction, so `Swish(trainable=True)` learns its beta,
+    and a frozen layer still saves, reloads and clones with its learned weight.
+    """
 
     _PARAM = "beta"  # the constructor argument and the weight's name
+    _NONLINEARITY = "silu"
 
-    def __init__(self, value: float, trainable: bool, positive: bool, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        value: float,
+        trainable: bool,
+        per_channel: bool | None,
+        positive: bool,
+        **kwargs: Any,
+    ) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{self._PARAM} must be a finite number; got {value!r}")
         if not math.isfinite(value) or (positive and value <= 0):
@@ -23,17 +38,22 @@ class PerChannelActivation(ElementwiseActivation):
             raise ValueError(f"{self._PARAM} must be {need}; got {value!r}")
         if not isinstance(trainable, bool):
             raise ValueError(f"trainable must be True or False; got {trainable!r}")
+        if per_channel is None:
+            per_channel = trainable
+        if not isinstance(per_channel, bool):
+            raise ValueError(f"per_channel must be None, True or False; got {per_channel!r}")
         super().__init__(trainable=trainable, **kwargs)
         self.value = float(value)
+        self.per_channel = per_channel
         self.parameter = None
-        if not trainable:
+        if not per_channel:
             self.built = True
 
     def build(self, input_shape: Any) -> None:
         channels = input_shape[-1]
         if channels is None:
             raise ValueError(
-                f"a trainable {type(self).__name__} needs a known last dimension (one "
+                f"a per-channel {type(self).__name__} needs a known last dimension (one "
                 f"{self._PARAM} per channel); got input shape {input_shape}"
             )
         self.parameter = self.add_weight(
@@ -50,4 +70,5 @@ class PerChannelActivation(ElementwiseActivation):
         # Initialization advice uses the initial value: what the network starts with.
         return self._NONLINEARITY, self.value
 
-    _NONLINEARITY = "silu"
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), self._PARAM: self.value, "per_channel": self.per_channel}

@@ -19,7 +19,10 @@ class Snake(PerChannelActivation):
 
     Args:
         frequency: positive float, the (initial) `a`. Defaults to `1.0`.
-        trainable: whether `a` is a trainable weight, one per channel. Defaults to `True`.
+        trainable: whether `a` is learned, one value per channel. Defaults to `True`.
+        per_channel: whether `a` is a weight with one value per channel; defaults to
+            `trainable`. Setting `layer.trainable = False` later freezes the learned
+            frequencies and keeps them (they still save and load).
 
     Example:
     >>> y = keras_initkit.layers.Snake()(np.array([[1.0]], "float32"))
@@ -33,8 +36,14 @@ class Snake(PerChannelActivation):
     _PARAM = "frequency"
     _NONLINEARITY = "snake"
 
-    def __init__(self, frequency: float = 1.0, trainable: bool = True, **kwargs: Any) -> None:
-        super().__init__(frequency, trainable, positive=True, **kwargs)
+    def __init__(
+        self,
+        frequency: float = 1.0,
+        trainable: bool = True,
+        per_channel: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(frequency, trainable, per_channel, positive=True, **kwargs)
 
     @property
     def frequency(self) -> float:
@@ -42,10 +51,14 @@ class Snake(PerChannelActivation):
         return self.value
 
     def call(self, inputs: Any) -> Any:
-        a = keras.ops.cast(self.current(), inputs.dtype)
-        # A trained frequency can approach 0, where sin(a x)^2 / a -> 0: keep it finite.
-        safe = keras.ops.where(keras.ops.abs(a) < 1e-6, 1e-6, a)
-        return inputs + keras.ops.square(keras.ops.sin(safe * inputs)) / safe
+        ops = keras.ops
+        a = ops.cast(self.current(), inputs.dtype)
+        # sin(a x)^2 / a = sin(u) * x * sinc(u), u = a x: finite at a = 0, where a learned
+        # frequency may pass, and differentiable there (d/da -> x^2). sinc uses its
+        # series near 0; the unselected branch divides by 1, so no NaN gradients.
+        u = a * inputs
+        small = ops.abs(u) < 1e-3
+        u_safe = ops.where(small, ops.ones_like(u), u)
+        sinc = ops.where(small, 1.0 - ops.square(u) / 6.0, ops.sin(u_safe) / u_safe)
+        return inputs + ops.sin(u) * inputs * sinc
 
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "frequency": self.value}

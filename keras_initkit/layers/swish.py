@@ -20,8 +20,10 @@ class Swish(PerChannelActivation):
 
     Args:
         beta: the (initial) beta, a finite float. Defaults to `1.0`.
-        trainable: whether beta is a trainable weight, one per channel. Defaults to
-            `False`.
+        trainable: whether beta is learned, one value per channel. Defaults to `False`.
+        per_channel: whether beta is a weight with one value per channel; defaults to
+            `trainable`. Setting `layer.trainable = False` later freezes the learned
+            betas and keeps them (they still save and load).
 
     Example:
     >>> y = keras_initkit.layers.Swish()(np.array([[1.0]]))
@@ -35,8 +37,14 @@ class Swish(PerChannelActivation):
     _PARAM = "beta"
     _NONLINEARITY = "silu"
 
-    def __init__(self, beta: float = 1.0, trainable: bool = False, **kwargs: Any) -> None:
-        super().__init__(beta, trainable, positive=False, **kwargs)
+    def __init__(
+        self,
+        beta: float = 1.0,
+        trainable: bool = False,
+        per_channel: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(beta, trainable, per_channel, positive=False, **kwargs)
 
     @property
     def beta(self) -> float:
@@ -47,5 +55,3 @@ class Swish(PerChannelActivation):
         beta = keras.ops.cast(self.current(), inputs.dtype)
         return inputs * keras.ops.sigmoid(beta * inputs)
 
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "beta": self.value}
