@@ -4,8 +4,9 @@ Importing the package registers all its objects with Keras, so models that use t
 save and load (`keras.saving.load_model(path, safe_mode=True)` after `import keras_initkit`).
 """
 
-from keras_initkit import activations, initializers, layers
+from keras_initkit import activations, initializers, layers, model_init, stats
 from keras_initkit.initializers import calculate_gain, compute_fans, initializer_for
+from keras_initkit.model_init import inspect, lsuv, reinitialize, zero_init_residual
 from keras_initkit.version import __version__
 
 __all__ = [
@@ -15,5 +16,11 @@ __all__ = [
     "initializer_for",
     "activations",
     "initializers",
+    "inspect",
     "layers",
+    "lsuv",
+    "model_init",
+    "reinitialize",
+    "stats",
+    "zero_init_residual",
 ]
