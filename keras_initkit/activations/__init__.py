@@ -58,7 +58,18 @@ def get(identifier: Any) -> Callable[..., Any]:
 
 
 def names() -> list[str]:
-    """The names of keras_initkit's own activation functions."""
+    """The names of keras_initkit's own activation functions.
+
+    Args:
+        None: it takes no arguments.
+
+    Example:
+    >>> keras_initkit.activations.names()
+    ['gelu_approximate', 'lisht', 'snake', 'tanhexp']
+
+    Reference:
+    - [Keras activations](https://keras.io/api/layers/activations/)
+    """
     return sorted(_FUNCTIONS)
 
 

@@ -111,9 +111,15 @@ def get(identifier: Any) -> Any:
 def serialize(initializer: Any) -> dict[str, Any]:
     """Returns the Keras config dict of an initializer (`keras.saving.serialize_keras_object`).
 
+    Args:
+        initializer: the initializer to serialize.
+
     Example:
     >>> keras_initkit.initializers.serialize(HeNormal())["registered_name"]
     'keras_initkit>HeNormal'
+
+    Reference:
+    - [Keras serialization](https://keras.io/guides/serialization_and_saving/)
     """
     return keras.saving.serialize_keras_object(initializer)
 
@@ -121,11 +127,18 @@ def serialize(initializer: Any) -> dict[str, Any]:
 def deserialize(config: dict[str, Any], custom_objects: dict[str, Any] | None = None) -> Any:
     """Rebuilds an initializer from `serialize`'s dict; our class names take precedence.
 
+    Args:
+        config: the dict `serialize` returns (or a `{"class_name", "config"}` dict).
+        custom_objects: optional extra classes to resolve names against.
+
     Example:
     >>> init = keras_initkit.initializers.deserialize(
     ...     {"class_name": "HeNormal", "config": {"nonlinearity": "leaky_relu", "param": 0.2}})
     >>> init
     HeNormal(nonlinearity='leaky_relu', param=0.2)
+
+    Reference:
+    - [Keras serialization](https://keras.io/guides/serialization_and_saving/)
     """
     return keras.saving.deserialize_keras_object(
         config, custom_objects={**_CLASSES, **(custom_objects or {})}

@@ -11,7 +11,20 @@ from keras_initkit.initializers._checks import check_axes, check_shape
 
 
 class Fans(NamedTuple):
-    """`(fan_in, fan_out)`, unpackable like Keras's tuple."""
+    """`(fan_in, fan_out)`, unpackable like the tuple Keras's `compute_fans` returns.
+
+    Args:
+        fan_in: the number of weights that feed each output unit.
+        fan_out: the number of weights each input unit feeds.
+
+    Example:
+    >>> fan_in, fan_out = keras_initkit.initializers.Fans(9, 18)
+    >>> fan_in
+    9
+
+    Reference:
+    - [Glorot & Bengio, 2010](https://proceedings.mlr.press/v9/glorot10a.html)
+    """
 
     fan_in: float
     fan_out: float

@@ -234,7 +234,18 @@ ALIASES: dict[str, str] = {
 
 
 def names() -> list[str]:
-    """The canonical names `calculate_gain` accepts (aliases resolve to these)."""
+    """The canonical names `calculate_gain` accepts (aliases resolve to these).
+
+    Args:
+        None: it takes no arguments.
+
+    Example:
+    >>> "tanh" in keras_initkit.initializers.nonlinearity_names()
+    True
+
+    Reference:
+    - `research/activations.md` §2.2 (the gains table these names index)
+    """
     return sorted(NONLINEARITIES)
 
 

@@ -16,6 +16,9 @@ class Mish(ElementwiseActivation):
     Its fixed-point gain is 1.4868; like GELU and Swish its variance fixed point is
     unstable in deep plain stacks.
 
+    Args:
+        **kwargs: the base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
     Example:
     >>> y = keras_initkit.layers.Mish()(np.array([[1.0]]))
     >>> round(float(keras.ops.convert_to_numpy(y)[0, 0]), 4)

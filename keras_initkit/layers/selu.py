@@ -17,6 +17,9 @@ class SELU(ElementwiseActivation):
     (`initializer_for(SELU())` returns `LecunNormal()`; PyTorch's gain 3/4 is not
     self-normalizing) and `keras.layers.AlphaDropout` instead of Dropout.
 
+    Args:
+        **kwargs: the base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
     Example:
     >>> y = keras_initkit.layers.SELU()(np.array([[-1.0, 1.0]]))
     >>> np.round(keras.ops.convert_to_numpy(y).astype("float64"), 4).tolist()

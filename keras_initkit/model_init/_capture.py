@@ -24,7 +24,7 @@ def _first_tensor(outputs: Any) -> Any:
 def capture_outputs(layers: list[Any]) -> Iterator[dict[int, Any]]:
     """Yields a dict `id(layer) -> last output tensor`, filled by forward passes in the block."""
     records: dict[int, Any] = {}
-    patched = []
+    patched: list[Any] = []
     try:
         for layer in layers:
             if id(layer) in {id(p) for p in patched}:

@@ -65,7 +65,7 @@ def inspect(model: keras.Model, x: Any, *, saturation: float = 0.99) -> Report:
     leaves = [c.layer for c in contexts]
     with capture_outputs(leaves) as outputs:
         model(x, training=False)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for context in contexts:
         layer = context.layer
         output = outputs.get(id(layer))

@@ -61,6 +61,7 @@ def _auto(context: Any, owner: Any, attribute: str, seed: int | None) -> Any:
 def _fans_and_init(init: Any, owner: Any, variable: Any) -> tuple[Any, Any, str]:
     """Layer-aware fans when the layer kind is known, else the shape's."""
     shape = tuple(int(d) for d in variable.shape)
+    fans: Any
     try:
         fans = ki.compute_fans(owner, weight=variable)
         note = ""
@@ -136,6 +137,7 @@ def reinitialize(
     - [Mishkin & Matas, 2016](https://arxiv.org/abs/1511.06422) (initializing existing nets)
     """
     check_built(model)
+    chooser: Any
     if isinstance(scheme, str) and scheme == "auto":
         chooser = "auto"
     elif isinstance(scheme, dict):
@@ -202,7 +204,7 @@ def reinitialize(
                 shape = tuple(int(d) for d in variable.shape)
                 variable.assign(bias_init(shape, dtype=variable.dtype))
                 if hasattr(owner, "bias_initializer"):
-                    setattr(owner, "bias_initializer", bias_init)
+                    owner.bias_initializer = bias_init
     if not rows:
         raise ValueError(
             "reinitialize found no kernel to re-initialize"

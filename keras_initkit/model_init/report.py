@@ -20,6 +20,12 @@ def _cell(value: Any) -> str:
 class Report(Sequence):
     """A list of row dicts with a title, printed as an aligned text table.
 
+    Args:
+        title: the first line of the printed table.
+        columns: the column names, in order.
+        rows: one dict per row, keyed by column (missing keys print as `-`).
+        notes: lines printed under the table (warnings, remarks).
+
     Example:
     >>> report = keras_initkit.model_init.Report(
     ...     "demo", ["layer", "std"], [{"layer": "dense", "std": 0.25}])
@@ -28,10 +34,13 @@ class Report(Sequence):
     layer  std
     -----  ----
     dense  0.25
+
+    Reference:
+    - The per-layer tables of Glorot & Bengio (2010) and Mishkin & Matas (2016).
     """
 
     def __init__(
-        self, title: str, columns: list[str], rows: list[dict[str, Any]], notes: list[str] = ()
+        self, title: str, columns: list[str], rows: list[dict[str, Any]], notes: Sequence[str] = ()
     ) -> None:
         self.title = title
         self.columns = list(columns)
@@ -65,10 +74,10 @@ class Report(Sequence):
         table = [self.columns] + [[_cell(row.get(c)) for c in self.columns] for row in self.rows]
         widths = [max(len(line[i]) for line in table) for i in range(len(self.columns))]
         lines = [self.title] if self.title else []
-        lines.append("  ".join(h.ljust(w) for h, w in zip(self.columns, widths)).rstrip())
+        lines.append("  ".join(h.ljust(w) for h, w in zip(self.columns, widths, strict=True)).rstrip())
         lines.append("  ".join("-" * w for w in widths))
         for line in table[1:]:
-            lines.append("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip())
+            lines.append("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
         lines.extend(self.notes)
         return "\n".join(lines)
 

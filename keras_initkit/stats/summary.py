@@ -26,7 +26,18 @@ SATURATION_BOUNDS: dict[str, tuple[float, float]] = {
 
 
 def saturation_bounds(activation: Any) -> tuple[float, float] | None:
-    """The `(low, high)` bounds of a bounded activation, or `None` for unbounded ones."""
+    """The `(low, high)` bounds of a bounded activation, or `None` for unbounded ones.
+
+    Args:
+        activation: an activation function or its name.
+
+    Example:
+    >>> keras_initkit.stats.saturation_bounds("tanh")
+    (-1.0, 1.0)
+
+    Reference:
+    - [Glorot & Bengio, 2010](https://proceedings.mlr.press/v9/glorot10a.html) (saturation)
+    """
     if activation is None:
         return None
     name = getattr(activation, "__name__", activation)
