@@ -234,6 +234,8 @@ def _layer_fans(layer: keras.layers.Layer, weight: Any) -> Fans:
         return Fans(shape[0], shape[1] // gates)
     if isinstance(layer, keras.layers.Dense) and len(shape) == 2:
         return Fans(shape[0], shape[1])
+    if callable(getattr(layer, "nonlinearity_spec", None)) and len(shape) == 2:
+        return Fans(shape[0], shape[1])  # a Dense-like kernel feeding its own activation
     if isinstance(layer, keras.layers.EinsumDense):
         return _einsum_fans(layer.equation, shape)
     if isinstance(layer, keras.layers.Embedding):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import Any
 
@@ -16,7 +15,7 @@ from keras_initkit.initializers._checks import (
     check_positive,
     check_shape,
 )
-from keras_initkit.initializers._config import VERSION_KEY, VersionedConfig, versioned
+from keras_initkit.initializers._config import VersionedConfig, versioned
 from keras_initkit.initializers.fans import Fans, compute_fans
 
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
@@ -217,19 +216,6 @@ class VarianceScaling(VersionedConfig, keras.initializers.VarianceScaling):
         config["seed"] = self.seed
         config["fans"] = list(compute_fans(layer, weight=weight))
         return self.__class__.from_config(config)
-
-    def __repr__(self) -> str:
-        defaults = {
-            name: parameter.default
-            for name, parameter in inspect.signature(type(self).__init__).parameters.items()
-        }
-        defaults["nonlinearity"] = getattr(self, "_NONLINEARITY", None)
-        shown = [
-            f"{key}={value!r}"
-            for key, value in self.get_config().items()
-            if key != VERSION_KEY and (key not in defaults or defaults[key] != value)
-        ]
-        return f"{type(self).__name__}({', '.join(shown)})"
 
 
 class _Named(VarianceScaling):

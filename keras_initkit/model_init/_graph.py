@@ -135,7 +135,12 @@ def layer_contexts(model: keras.Model, prefix: str = "") -> list[LayerContext]:
             contexts.extend(layer_contexts(layer, prefix=path + "/"))
             continue
         activation = own_activation(layer)
-        if activation is not None:
+        spec = getattr(layer, "nonlinearity_spec", None)
+        if callable(spec) and kernel_weights(layer):  # MaxoutDense: kernel and max in one
+            activation = layer
+            name, param = spec()
+            seen = f"own {name}" + ("" if param is None else f"({param})")
+        elif activation is not None:
             seen = f"own activation {getattr(activation, '__name__', activation)!s}"
         elif is_sequential:
             activation, seen = _follow(layers, index)
@@ -208,9 +213,12 @@ def kernel_weights(layer: Any) -> list[tuple[Any, Any, str]]:
     if isinstance(layer, keras.layers.MultiHeadAttention):
         subs = (layer.query_dense, layer.key_dense, layer.value_dense, layer.output_dense)
         return [item for sub in subs for item in kernel_weights(sub)]
+    depthwise = isinstance(layer, (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D))
     found = []
     for variable in layer.weights:
         attribute = INITIALIZER_ATTRIBUTES.get(_name(variable))
+        if depthwise and attribute == "kernel_initializer":
+            attribute = "depthwise_initializer"  # Keras names the variable "kernel"
         if attribute is not None:
             found.append((layer, variable, attribute))
     return found

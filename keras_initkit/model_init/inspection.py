@@ -9,7 +9,11 @@ import keras
 import numpy as np
 
 from keras_initkit.model_init._capture import capture_outputs
-from keras_initkit.model_init._graph import is_activation_layer, layer_contexts, own_activation
+from keras_initkit.model_init._graph import (
+    is_activation_layer,
+    layer_contexts,
+    own_activation,
+)
 from keras_initkit.model_init.report import Report
 from keras_initkit.stats import saturation_bounds, summarize
 

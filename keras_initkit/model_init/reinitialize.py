@@ -168,6 +168,8 @@ def reinitialize(
             if entry is None:
                 rows.append(_row(path, layer, context.seen, "kept (not in scheme)"))
                 continue
+        lasts = [v.path.split("/")[-1] for _, v, _ in kernels]
+        short = len(set(lasts)) == len(lasts)  # "lstm/kernel" unless names repeat (MHA)
         for owner, variable, attribute in kernels:
             weight_seed = None if seed is None else seed + counter
             counter += 1
@@ -182,7 +184,10 @@ def reinitialize(
                 layer, keras.layers.MultiHeadAttention
             ):
                 setattr(owner, attribute, init)
-            label = path if len(kernels) == 1 else f"{path}/{variable.path.split('/')[-1]}"
+            if len(kernels) == 1:
+                label = path
+            else:
+                label = f"{path}/{_relative(variable, layer, short)}"
             rows.append(
                 {
                     "layer": label,
@@ -211,6 +216,14 @@ def reinitialize(
             + ("" if layers is None else f" among layers={layers!r}")
         )
     return Report(f"reinitialize({model.name})", COLUMNS, rows, notes)
+
+
+def _relative(variable: Any, layer: Any, short: bool) -> str:
+    """The variable's path below its layer: `kernel`, `query/kernel`, `forward_lstm/...`."""
+    prefix = f"{layer.path}/"
+    if not short and variable.path.startswith(prefix):
+        return variable.path[len(prefix):]
+    return variable.path.split("/")[-1]
 
 
 def _row(path: str, layer: Any, seen: str, what: str) -> dict[str, Any]:

@@ -134,8 +134,10 @@ def zero_init_residual(model: keras.Model, *, fixup: bool = True) -> Report:
                 if lay is last:
                     continue
                 for owner, variable, attribute in kernel_weights(lay):
-                    variable.assign(variable.value * scale)
                     base = getattr(owner, attribute, None)
+                    if isinstance(base, ki.Fixup):
+                        continue  # scaled by an earlier call: scaling twice would compound
+                    variable.assign(variable.value * scale)
                     if isinstance(base, keras.initializers.Initializer):
                         setattr(owner, attribute, ki.Fixup(base, total, m))
         rows.append(
