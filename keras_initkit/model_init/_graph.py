@@ -8,7 +8,6 @@ layers whose outputs it consumes).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from typing import Any
 
 import keras
@@ -88,25 +87,35 @@ def own_activation(layer: Any) -> Any:
     return activation
 
 
-def _consumers_from_config(model: keras.Model) -> dict[str, list[str]]:
-    """layer name -> names of the layers that consume its outputs (Functional graphs)."""
-    consumers: dict[str, list[str]] = {}
+def producers_from_config(model: keras.Model) -> dict[str, list[str]]:
+    """Functional graphs: layer name -> names of the layers whose outputs it takes, in order."""
+    result: dict[str, list[str]] = {}
 
-    def producers(node: Any) -> Iterator[str]:
+    def walk(node: Any, into: list[str]) -> None:
         if isinstance(node, dict):
             if node.get("class_name") == "__keras_tensor__":
                 history = node.get("config", {}).get("keras_history")
                 if history:
-                    yield history[0]
+                    into.append(history[0])
+                return
             for value in node.values():
-                yield from producers(value)
+                walk(value, into)
         elif isinstance(node, (list, tuple)):
             for value in node:
-                yield from producers(value)
+                walk(value, into)
 
     for entry in model.get_config().get("layers", []):
-        name = entry.get("name") or entry.get("config", {}).get("name")
-        for producer in producers(entry.get("inbound_nodes", [])):
+        inputs: list[str] = []
+        walk(entry.get("inbound_nodes", []), inputs)
+        result[entry.get("name") or entry["config"]["name"]] = inputs
+    return result
+
+
+def _consumers_from_config(model: keras.Model) -> dict[str, list[str]]:
+    """Functional graphs: layer name -> names of the layers that consume its outputs."""
+    consumers: dict[str, list[str]] = {}
+    for name, producers in producers_from_config(model).items():
+        for producer in producers:
             consumers.setdefault(producer, []).append(name)
     return consumers
 
@@ -126,7 +135,7 @@ def layer_contexts(model: keras.Model, prefix: str = "") -> list[LayerContext]:
     contexts: list[LayerContext] = []
     layers = list(model.layers)
     is_sequential = isinstance(model, keras.Sequential)
-    is_functional = not is_sequential and _is_functional(model)
+    is_functional = not is_sequential and is_functional_model(model)
     consumers = _consumers_from_config(model) if is_functional else {}
     by_name = {layer.name: layer for layer in layers}
     for index, layer in enumerate(layers):
@@ -152,7 +161,7 @@ def layer_contexts(model: keras.Model, prefix: str = "") -> list[LayerContext]:
     return contexts
 
 
-def _is_functional(model: keras.Model) -> bool:
+def is_functional_model(model: keras.Model) -> bool:
     try:
         config = model.get_config()
     except NotImplementedError:

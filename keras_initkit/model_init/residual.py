@@ -2,40 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 import keras
 
 from keras_initkit import initializers as ki
-from keras_initkit.model_init._graph import _is_functional, bias_weights, kernel_weights
+from keras_initkit.model_init._graph import (
+    bias_weights,
+    is_functional_model,
+    kernel_weights,
+    producers_from_config,
+)
 from keras_initkit.model_init.reinitialize import check_built
 from keras_initkit.model_init.report import Report
 
 COLUMNS = ["add", "branch", "zeroed", "weighted layers", "fixup scale"]
-
-
-def _producers(model: keras.Model) -> dict[str, list[str]]:
-    """layer name -> names of the layers whose outputs it takes, in argument order."""
-    result: dict[str, list[str]] = {}
-
-    def walk(node: Any, into: list[str]) -> None:
-        if isinstance(node, dict):
-            if node.get("class_name") == "__keras_tensor__":
-                history = node.get("config", {}).get("keras_history")
-                if history:
-                    into.append(history[0])
-                return
-            for value in node.values():
-                walk(value, into)
-        elif isinstance(node, (list, tuple)):
-            for value in node:
-                walk(value, into)
-
-    for entry in model.get_config()["layers"]:
-        inputs: list[str] = []
-        walk(entry.get("inbound_nodes", []), inputs)
-        result[entry["name"]] = inputs
-    return result
 
 
 def _path_back(name: str, producers: dict[str, list[str]]) -> list[str]:
@@ -80,12 +60,12 @@ def zero_init_residual(model: keras.Model, *, fixup: bool = True) -> Report:
     - [Zhang, Dauphin & Ma, 2019](https://arxiv.org/abs/1901.09321)
     """
     check_built(model)
-    if isinstance(model, keras.Sequential) or not _is_functional(model):
+    if isinstance(model, keras.Sequential) or not is_functional_model(model):
         raise ValueError(
             f"zero_init_residual needs a Functional model, whose graph shows the Add layers; "
             f"got {type(model).__name__} {model.name!r}"
         )
-    producers = _producers(model)
+    producers = producers_from_config(model)
     branches = []
     for layer in model.layers:
         if not isinstance(layer, keras.layers.Add) or len(producers[layer.name]) < 2:
