@@ -4,7 +4,7 @@ Importing the package registers all its objects with Keras, so models that use t
 save and load (`keras.saving.load_model(path, safe_mode=True)` after `import keras_initkit`).
 """
 
-from keras_initkit import activations, initializers, layers, model_init, stats
+from keras_initkit import activations, callbacks, initializers, layers, model_init, stats
 from keras_initkit.initializers import calculate_gain, compute_fans, initializer_for
 from keras_initkit.model_init import inspect, lsuv, reinitialize, zero_init_residual
 from keras_initkit.version import __version__
@@ -15,6 +15,7 @@ __all__ = [
     "compute_fans",
     "initializer_for",
     "activations",
+    "callbacks",
     "initializers",
     "inspect",
     "layers",

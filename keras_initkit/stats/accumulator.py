@@ -1,0 +1,194 @@
+"""The in-graph accumulator: running activation statistics packed in one float32 vector.
+
+A layer's accumulator is a 1-D float32 vector laid out as
+
+    [count, mean, m2, min, max, zeros, saturated, nan, inf, batches, nonfinite_calls,
+     histogram (bins + 2: under, bins..., over), fired (one per unit)]
+
+`fold` merges one activation tensor into it with `keras.ops` only, so it runs inside the
+compiled training step on every backend (like BatchNormalization's moving mean). Moments
+merge with Chan et al.'s parallel formula, which stays accurate where the naive
+sum-of-squares cancels. `finalize` turns a vector into statistics on the host, and
+`merge` combines per-replica vectors exactly (used under `tf.distribute`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from keras import ops
+
+COUNT, MEAN, M2, MIN, MAX, ZEROS, SATURATED, NAN, INF, BATCHES, NONFINITE_CALLS = range(11)
+HEAD = 11
+_BIG = 3.0e38
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """What one layer's accumulator holds, fixed when the callback instruments the layer.
+
+    Attributes:
+        bins: histogram bins between `low` and `high` (plus one under- and one overflow bin).
+        low: left edge of the histogram.
+        high: right edge of the histogram.
+        units: size of the unit axis (for dead units), or 0 to skip that statistic.
+        unit_axis: the axis holding units (-1 for channels-last outputs).
+        saturation: `(low, high)` bounds outside whose margin values count as saturated,
+            or None when the activation is unbounded.
+        saturation_threshold: the margin, as a fraction of the half-range (0.99: within 1%).
+        max_rows: fold only the first `max_rows` rows of each batch (None: all).
+    """
+
+    bins: int
+    low: float
+    high: float
+    units: int = 0
+    unit_axis: int = -1
+    saturation: tuple[float, float] | None = None
+    saturation_threshold: float = 0.99
+    max_rows: int | None = None
+
+    @property
+    def size(self) -> int:
+        return HEAD + self.bins + 2 + self.units
+
+    @property
+    def edges(self) -> np.ndarray:
+        return np.linspace(self.low, self.high, self.bins + 1)
+
+    def empty(self) -> np.ndarray:
+        """The accumulator of an empty window."""
+        vector = np.zeros(self.size, dtype="float32")
+        vector[MIN] = _BIG
+        vector[MAX] = -_BIG
+        return vector
+
+
+def fold(state, x, layout: Layout):
+    """Returns `state` with the tensor `x` folded in (all statistics in float32)."""
+    x = ops.cast(ops.stop_gradient(x), "float32")
+    if layout.max_rows is not None and len(x.shape) > 0:
+        x = x[: layout.max_rows]
+    units_view = None
+    if layout.units:
+        moved = x if layout.unit_axis in (-1, len(x.shape) - 1) else ops.moveaxis(
+            x, layout.unit_axis, -1
+        )
+        units_view = ops.reshape(moved, (-1, layout.units))
+    x = ops.reshape(x, (-1,))
+    finite = ops.isfinite(x)
+    is_nan = ops.isnan(x)
+    mask = ops.cast(finite, "float32")
+    safe = ops.where(finite, x, ops.zeros_like(x))
+
+    n0, mean0, m2_0 = state[COUNT], state[MEAN], state[M2]
+    n1 = ops.sum(mask)
+    mean1 = ops.sum(safe) / ops.maximum(n1, 1.0)
+    m2_1 = ops.sum(mask * ops.square(safe - mean1))
+    n = n0 + n1
+    delta = mean1 - mean0
+    share = n1 / ops.maximum(n, 1.0)
+    nan_count = ops.sum(ops.cast(is_nan, "float32"))
+    total = ops.cast(ops.size(x), "float32")
+    if layout.saturation is not None:
+        low, high = layout.saturation
+        margin = (1.0 - layout.saturation_threshold) * (high - low) / 2.0
+        saturated = ops.logical_or(safe <= low + margin, safe >= high - margin)
+        saturated_count = ops.sum(mask * ops.cast(saturated, "float32"))
+    else:
+        saturated_count = ops.zeros((), "float32")
+    nonfinite = total - n1
+    head = ops.stack(
+        [
+            n,
+            mean0 + delta * share,
+            m2_0 + m2_1 + ops.square(delta) * n0 * share,
+            ops.minimum(state[MIN], ops.min(ops.where(finite, x, _BIG))),
+            ops.maximum(state[MAX], ops.max(ops.where(finite, x, -_BIG))),
+            state[ZEROS] + ops.sum(ops.cast(ops.equal(x, 0.0), "float32")),
+            state[SATURATED] + saturated_count,
+            state[NAN] + nan_count,
+            state[INF] + nonfinite - nan_count,
+            state[BATCHES] + 1.0,
+            state[NONFINITE_CALLS] + ops.cast(nonfinite > 0, "float32"),
+        ]
+    )
+    # Histogram: a clipped bin index and a segment sum (jittable everywhere, keeps
+    # out-of-range values in the under/overflow bins); NaN goes to a dropped segment.
+    bins = layout.bins
+    scaled = (safe - layout.low) * (bins / (layout.high - layout.low))
+    scaled = ops.where(ops.isinf(x), ops.sign(x) * (bins + 1.0), scaled)
+    index = ops.floor(ops.clip(scaled, -1.0, float(bins))) + 1.0
+    index = ops.cast(ops.where(is_nan, bins + 2.0, index), "int32")
+    counts = ops.segment_sum(ops.ones_like(x), index, num_segments=bins + 3)[: bins + 2]
+    start = HEAD + bins + 2
+    parts = [head, state[HEAD:start] + counts]
+    if units_view is not None:
+        magnitude = ops.where(ops.isfinite(units_view), ops.abs(units_view), 1.0)
+        parts.append(ops.maximum(state[start:], ops.max(magnitude, axis=0)))
+    return ops.concatenate(parts)
+
+
+def count_nonfinite(state, x, layout: Layout):
+    """Only counts non-finite values (and calls that had any): the cheap per-step check."""
+    x = ops.reshape(ops.cast(ops.stop_gradient(x), "float32"), (-1,))
+    nan_count = ops.sum(ops.cast(ops.isnan(x), "float32"))
+    nonfinite = ops.sum(ops.cast(ops.logical_not(ops.isfinite(x)), "float32"))
+    update = ops.zeros((layout.size,), "float32")
+    update = ops.scatter_update(
+        update,
+        [[NAN], [INF], [NONFINITE_CALLS]],
+        ops.stack([nan_count, nonfinite - nan_count, ops.cast(nonfinite > 0, "float32")]),
+    )
+    return state + update
+
+
+def merge(vectors: list[np.ndarray], layout: Layout) -> np.ndarray:
+    """Combines accumulators of disjoint data (e.g. one per replica) into one."""
+    result = np.asarray(vectors[0], dtype="float64").copy()
+    start = HEAD + layout.bins + 2
+    for other in vectors[1:]:
+        other = np.asarray(other, dtype="float64")
+        n0, n1 = result[COUNT], other[COUNT]
+        n = n0 + n1
+        if n > 0:
+            delta = other[MEAN] - result[MEAN]
+            result[M2] = result[M2] + other[M2] + delta * delta * n0 * n1 / n
+            result[MEAN] = result[MEAN] + delta * n1 / n
+        result[COUNT] = n
+        result[MIN] = min(result[MIN], other[MIN])
+        result[MAX] = max(result[MAX], other[MAX])
+        for slot in (ZEROS, SATURATED, NAN, INF, NONFINITE_CALLS):
+            result[slot] += other[slot]
+        result[BATCHES] = max(result[BATCHES], other[BATCHES])
+        result[HEAD:start] += other[HEAD:start]
+        result[start:] = np.maximum(result[start:], other[start:])
+    return result
+
+
+def finalize(vector: np.ndarray, layout: Layout) -> tuple[dict[str, float], np.ndarray]:
+    """The statistics and the histogram counts (`bins + 2`) of an accumulator."""
+    v = np.asarray(vector, dtype="float64")
+    n = v[COUNT]
+    total = n + v[NAN] + v[INF]
+    start = HEAD + layout.bins + 2
+    nan = float("nan")
+    stats = {
+        "mean": v[MEAN] if n else nan,
+        "std": float(np.sqrt(max(v[M2], 0.0) / n)) if n else nan,
+        "min": v[MIN] if n else nan,
+        "max": v[MAX] if n else nan,
+        "zero_fraction": v[ZEROS] / total if total else nan,
+        "saturated_fraction": v[SATURATED] / total
+        if (total and layout.saturation is not None)
+        else nan,
+        "dead_units": float(np.sum(v[start:] == 0.0)) if (layout.units and total) else nan,
+        "units": float(layout.units) if layout.units else nan,
+        "nan_count": v[NAN],
+        "inf_count": v[INF],
+        "count": total,
+        "batches": v[BATCHES],
+        "nonfinite_batches": v[NONFINITE_CALLS],
+    }
+    return {k: float(value) for k, value in stats.items()}, v[HEAD:start].copy()

@@ -1,0 +1,88 @@
+"""Records out to pandas, CSV and JSON; files are replaced atomically.
+
+A file is written to a temporary name beside it, flushed to disk and renamed over the
+old one, so a reader (or a crash) sees either the previous complete file or the new one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable
+from typing import Any
+
+from keras_initkit.stats.record import STATISTICS, ActivationRecord
+
+COLUMNS = ("fit", "epoch", "batch", "step", "layer", "activation", "statistic", "value")
+
+
+def tidy_rows(records: Iterable[ActivationRecord]) -> list[tuple[Any, ...]]:
+    """One row per record and statistic, in `COLUMNS` order."""
+    rows = []
+    for r in records:
+        for name in STATISTICS:
+            if name in r.stats:
+                rows.append((r.fit, r.epoch, r.batch, r.step, r.layer, r.activation, name,
+                             r.stats[name]))
+    return rows
+
+
+def to_dataframe(records: Iterable[ActivationRecord]) -> Any:
+    """A tidy pandas DataFrame with the columns `COLUMNS`."""
+    try:
+        import pandas as pd
+    except ImportError as error:  # pragma: no cover - pandas is in the test extra
+        raise ImportError(
+            "to_dataframe needs pandas: pip install 'keras-initkit[plot]'"
+        ) from error
+    return pd.DataFrame(tidy_rows(records), columns=list(COLUMNS))
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Writes `text` to `path` so the file is never seen half-written."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def csv_text(records: Iterable[ActivationRecord]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for row in tidy_rows(records):
+        value = row[-1]
+        writer.writerow((*row[:-1], repr(float(value)) if math.isfinite(value) else value))
+    return buffer.getvalue()
+
+
+def json_text(records: Iterable[ActivationRecord], warnings: list[str]) -> str:
+    from keras_initkit.version import __version__
+
+    payload = {
+        "keras_initkit_version": __version__,
+        "records": [r.to_json() for r in records],
+        "warnings": list(warnings),
+    }
+    return json.dumps(payload, indent=1, allow_nan=False)
+
+
+def load_json(path: str | os.PathLike[str]) -> tuple[list[ActivationRecord], list[str]]:
+    """Records and warnings from a file written by `ActivationStats.to_json`."""
+    with open(path, encoding="utf-8") as file:
+        payload = json.load(file)
+    return [ActivationRecord.from_json(r) for r in payload["records"]], payload["warnings"]

@@ -1,0 +1,140 @@
+"""Which layers the statistics callback watches, and what their outputs look like.
+
+By default: every layer whose output is an activation (Keras's activation layers, our
+activation layers, and weighted layers with a non-linear `activation=`), found by walking
+`model.layers` with nested models expanded, in model order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+
+from keras_initkit.model_init._graph import is_activation_layer, is_model, own_activation
+from keras_initkit.stats.summary import SATURATION_BOUNDS
+
+# Histogram ranges for activations that have no bounds of their own: wide enough for a
+# well-initialized layer (std about 1), with under/overflow bins catching the rest.
+_NONNEGATIVE = {"relu": (0.0, 5.0), "relu6": (0.0, 6.0), "softplus": (0.0, 5.0)}
+_DEFAULT_RANGE = (-5.0, 5.0)
+_RANGE_ONLY_BOUNDS = {"softmax": (0.0, 1.0)}
+
+LayerSelection = None | Sequence[Any] | Callable[[Any], bool]
+
+
+@dataclasses.dataclass
+class Target:
+    """A watched layer: the layer, its path in the model and its activation's name."""
+
+    layer: Any
+    path: str
+    activation: str
+
+
+def walk(model: Any, prefix: str = "") -> list[tuple[Any, str]]:
+    """`(layer, path)` for every leaf layer of `model`, nested models expanded."""
+    result: list[tuple[Any, str]] = []
+    for layer in model.layers:
+        path = f"{prefix}{layer.name}"
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if is_model(layer):
+            result.extend(walk(layer, prefix=path + "/"))
+        else:
+            result.append((layer, path))
+    return result
+
+
+def activation_name(layer: Any) -> str | None:
+    """The name of the nonlinearity `layer` outputs, or None for a linear layer."""
+    spec = getattr(layer, "nonlinearity_spec", None)
+    if callable(spec):
+        try:
+            return str(spec()[0])
+        except ValueError:  # an unbuilt Maxout: its piece count is not known yet
+            return type(layer).__name__.lower()
+    special = {
+        keras.layers.ReLU: "relu",
+        keras.layers.LeakyReLU: "leaky_relu",
+        keras.layers.PReLU: "prelu",
+        keras.layers.ELU: "elu",
+        keras.layers.Softmax: "softmax",
+    }
+    for cls, name in special.items():
+        if isinstance(layer, cls):
+            if cls is keras.layers.ReLU and getattr(layer, "max_value", None) == 6.0:
+                return "relu6"
+            return name
+    activation = own_activation(layer)
+    if activation is None:
+        return None
+    return str(getattr(activation, "__name__", type(activation).__name__))
+
+
+def select(model: Any, layers: LayerSelection) -> list[Target]:
+    """The targets of `model` for a `layers=` selection (see `ActivationStats`)."""
+    leaves = walk(model)
+    if layers is None:
+        chosen = [
+            (layer, path)
+            for layer, path in leaves
+            if is_activation_layer(layer) or activation_name(layer) is not None
+        ]
+    elif callable(layers) and not isinstance(layers, (list, tuple)):
+        chosen = [(layer, path) for layer, path in leaves if layers(layer)]
+    else:
+        chosen = []
+        for item in layers:
+            if isinstance(item, type):
+                matches = [(lay, p) for lay, p in leaves if isinstance(lay, item)]
+            else:
+                matches = [(lay, p) for lay, p in leaves if item in (lay.name, p)]
+                if not matches:
+                    names = ", ".join(repr(p) for _, p in leaves)
+                    raise ValueError(
+                        f"layers: the model has no layer named {item!r}; its layers are "
+                        f"{names}"
+                    )
+            chosen.extend(m for m in matches if all(m[0] is not c[0] for c in chosen))
+        chosen.sort(key=lambda pair: [p for _, p in leaves].index(pair[1]))
+    targets = []
+    for layer, path in chosen:
+        if any(t.layer is layer for t in targets):
+            continue  # a layer shared by two nested models is watched once
+        targets.append(Target(layer, path, activation_name(layer) or "linear"))
+    if not targets:
+        raise ValueError(
+            "layers: no layer of the model was selected (by default ActivationStats watches "
+            "activation layers and layers with a non-linear activation=; pass layers= "
+            "with names, classes or a predicate to choose others)"
+        )
+    return targets
+
+
+def histogram_range(activation: str) -> tuple[float, float]:
+    """The default histogram range for an activation's output."""
+    if activation in SATURATION_BOUNDS:
+        return SATURATION_BOUNDS[activation]
+    if activation in _RANGE_ONLY_BOUNDS:
+        return _RANGE_ONLY_BOUNDS[activation]
+    return _NONNEGATIVE.get(activation, _DEFAULT_RANGE)
+
+
+def unit_axis(layer: Any) -> int:
+    """The axis of `layer`'s output that holds its units (channels)."""
+    return 1 if getattr(layer, "data_format", None) == "channels_first" else -1
+
+
+def known_width(layer: Any, axis: int) -> int | None:
+    """The size of the unit axis of `layer`'s output, when public API can tell it."""
+    try:
+        shape = layer.output.shape  # Functional/Sequential graph layers
+    except (AttributeError, ValueError):
+        return None
+    if not shape or len(shape) < 2:
+        return None
+    width = shape[axis]
+    return int(width) if width is not None else None

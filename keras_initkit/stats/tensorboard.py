@@ -1,0 +1,220 @@
+"""A dependency-free TensorBoard event-file writer (pure Python and NumPy).
+
+Activation statistics should reach TensorBoard on every Keras backend, and JAX or
+PyTorch users may not have TensorFlow installed. This module writes the event files
+TensorBoard reads (TFRecord-framed `Event` protocol buffers) by hand: a few fields of
+four messages in the protobuf wire format, and a table-driven CRC-32C for the framing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import socket
+import struct
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self needs Python 3.11
+
+
+def _crc32c_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
+
+
+_CRC32C_TABLE = _crc32c_table()
+
+
+def crc32c(data: bytes) -> int:
+    """CRC-32C (Castagnoli) of `data`; `crc32c(b"123456789") == 0xE3069283`."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc = _CRC32C_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def _masked_crc(data: bytes) -> int:
+    crc = crc32c(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _varint(value: int) -> bytes:
+    value &= 0xFFFFFFFFFFFFFFFF  # int64: negative values take ten bytes
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _double(field: int, value: float) -> bytes:
+    return _varint(field << 3 | 1) + struct.pack("<d", value)
+
+
+def _bytes(field: int, value: bytes) -> bytes:
+    return _varint(field << 3 | 2) + _varint(len(value)) + value
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+_FILE_COUNTER = itertools.count()
+_COUNTER_LOCK = threading.Lock()
+
+
+class EventWriter:
+    """Writes scalars and histograms to one TensorBoard event file, without TensorFlow.
+
+    Every `add_*` call appends its record and flushes it to the operating system, so
+    a crash of the training process loses nothing already added; `flush()` and
+    `close()` also `fsync` the file. Histograms are given as bin `edges` and
+    `counts` (as `np.histogram` returns them): bins `[e0, e1), ..., [e_{k-1}, e_k]`
+    become TensorBoard buckets with right limits `edges[1:]`. An `under` count
+    (values below `edges[0]`) is prepended as a bucket whose limit is `edges[0]`, and
+    an `over` count is appended as a bucket whose limit is `max`. TensorBoard draws
+    the first non-empty bucket from `min` and the last one up to `max`, so pass the
+    data's real `minimum`/`maximum` when known; otherwise they default to the outer
+    limits of the outermost non-empty buckets (an under/overflow bucket without a
+    finite `minimum`/`maximum` is given the width of its neighbouring bin).
+
+    Args:
+        log_dir: the directory to write to (created if missing); point TensorBoard's
+            `--logdir` at it or at a parent.
+        filename_suffix: appended to the event file's name.
+
+    Example:
+    >>> import os, shutil, tempfile
+    >>> from keras_initkit.stats.tensorboard import EventWriter
+    >>> log_dir = tempfile.mkdtemp()
+    >>> with EventWriter(log_dir) as writer:
+    ...     writer.add_scalar("dense/std", 0.81, step=1)
+    ...     writer.add_histogram("dense/output", [-1.0, 0.0, 1.0], [3.0, 5.0], step=1)
+    >>> [name.startswith("events.out.tfevents.") for name in os.listdir(log_dir)]
+    [True]
+    >>> shutil.rmtree(log_dir)
+
+    Reference:
+    - [TFRecord format](https://www.tensorflow.org/tutorials/load_data/tfrecord)
+    - [TensorBoard](https://github.com/tensorflow/tensorboard) (`event.proto`,
+      `summary.proto`, `histogram.proto`)
+    """
+
+    def __init__(self, log_dir: str, filename_suffix: str = "") -> None:
+        os.makedirs(log_dir, exist_ok=True)
+        with _COUNTER_LOCK:
+            counter = next(_FILE_COUNTER)
+        name = (
+            f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}"
+            f".{os.getpid()}.{counter}{filename_suffix}"
+        )
+        self.path: str = os.path.join(log_dir, name)
+        self._file = open(self.path, "ab")  # noqa: SIM115 - closed by close()
+        self._write_event(_bytes(3, b"brain.Event:2"))
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        """Writes one scalar (as float32; NaN and infinities are written as they are)."""
+        try:
+            packed = struct.pack("<f", value)
+        except OverflowError:  # beyond float32: infinite, as a float32 cast makes it
+            packed = struct.pack("<f", math.copysign(math.inf, value))
+        self._write_value(tag, b"\x15" + packed, step)
+
+    def add_histogram(
+        self,
+        tag: str,
+        edges: Sequence[float] | np.ndarray,
+        counts: Sequence[float] | np.ndarray,
+        step: int,
+        *,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        total: float | None = None,
+        sum_squares: float | None = None,
+        under: float = 0.0,
+        over: float = 0.0,
+    ) -> None:
+        """Writes one histogram of `len(counts)` bins with finite `edges` (one more).
+
+        `total` (the sum of the values) and `sum_squares` default to the bin centres
+        weighted by the counts. Non-finite keyword values are ignored (defaults used).
+        """
+        e = np.asarray(edges, dtype=np.float64).ravel()
+        c = np.asarray(counts, dtype=np.float64).ravel()
+        if e.size != c.size + 1 or c.size == 0:
+            raise ValueError(f"Need len(edges) == len(counts) + 1 >= 2, got {e.size}.")
+        if not np.all(np.isfinite(e)) or np.any(np.diff(e) < 0):
+            raise ValueError("Histogram edges must be finite and non-decreasing.")
+        lows, highs, bucket = e[:-1].tolist(), e[1:].tolist(), c.tolist()
+        minimum, maximum = _finite(minimum), _finite(maximum)
+        under, over = _finite(under) or 0.0, _finite(over) or 0.0
+        if under > 0:
+            low = lows[0] - (highs[0] - lows[0]) if minimum is None else minimum
+            minimum = min(low, lows[0])
+            lows, highs, bucket = [minimum, *lows], [lows[0], *highs], [under, *bucket]
+        if over > 0:
+            high = highs[-1] + (highs[-1] - lows[-1]) if maximum is None else maximum
+            maximum = max(high, highs[-1])
+            lows, highs, bucket = [*lows, highs[-1]], [*highs, maximum], [*bucket, over]
+        filled = [i for i, count in enumerate(bucket) if count > 0]
+        if minimum is None:
+            minimum = lows[filled[0]] if filled else lows[0]
+        if maximum is None:
+            maximum = highs[filled[-1]] if filled else highs[-1]
+        weights = np.asarray(bucket)
+        centres = (np.asarray(lows) + np.asarray(highs)) / 2
+        total, sum_squares = _finite(total), _finite(sum_squares)
+        moments = [
+            minimum,
+            maximum,
+            weights.sum(),
+            weights @ centres if total is None else total,
+            weights @ centres**2 if sum_squares is None else sum_squares,
+        ]
+        histo = b"".join(_double(i, float(v)) for i, v in enumerate(moments, 1))
+        histo += _bytes(6, np.asarray(highs, dtype="<f8").tobytes())
+        histo += _bytes(7, weights.astype("<f8").tobytes())
+        self._write_value(tag, _bytes(5, histo), step)
+
+    def flush(self) -> None:
+        """Writes buffered data to disk (`flush` and `os.fsync`)."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        """Flushes and closes the file; closing twice is harmless."""
+        if not self._file.closed:
+            self.flush()
+            self._file.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _write_value(self, tag: str, value: bytes, step: int) -> None:
+        summary_value = _bytes(1, tag.encode("utf-8")) + value
+        self._write_event(
+            _varint(2 << 3) + _varint(int(step)) + _bytes(5, _bytes(1, summary_value))
+        )
+
+    def _write_event(self, fields: bytes) -> None:
+        data = _double(1, time.time()) + fields
+        header = struct.pack("<Q", len(data))
+        self._file.write(header + struct.pack("<I", _masked_crc(header)))
+        self._file.write(data + struct.pack("<I", _masked_crc(data)))
+        self._file.flush()
