@@ -1,7 +1,7 @@
 """Every private Keras attribute the statistics instrumentation touches, in one place.
 
-Keras has no public API to add state to a built layer or to read per-replica values,
-so the instrumentation goes through the few private names below. `check()` verifies
+Keras has no public API to add state to a built layer, so the instrumentation goes
+through the private name below. `check()` verifies
 they still exist; `tests/stats/test_keras_internals.py` calls it, so a Keras release
 that renames one fails that test with a message naming the attribute, instead of
 breaking users' training runs.
@@ -15,10 +15,13 @@ import keras
 
 # (what holds it, attribute, what we use it for)
 PRIVATE_API = (
-    (keras.layers.Layer, "_tracker", "unlock/lock a built layer's variable tracker"),
-    (keras.layers.Layer, "_track_variable", "add the accumulator to a built layer's state"),
-    (keras.layers.Layer, "_untrack_variable", "remove it again when training ends"),
-    (keras.layers.Layer, "_non_trainable_variables", "hide it from save/load mid-fit"),
+    (
+        keras.layers.Layer,
+        "_seed_generators",
+        "attach the accumulator as layer state (like a SeedGenerator's), so it is part of "
+        "`non_trainable_variables` (JAX threads it through the train step) but not of "
+        "`weights` (get_weights, set_weights and saved files never see it)",
+    ),
 )
 
 
@@ -27,7 +30,11 @@ class KerasInternalsChanged(RuntimeError):
 
 
 def check() -> None:
-    """Raises `KerasInternalsChanged` naming any private attribute this Keras lacks."""
+    """Raises `KerasInternalsChanged` naming any private attribute this Keras lacks.
+
+    It also checks the behaviour relied on: state attached this way is a non-trainable
+    variable of the layer and not one of its weights.
+    """
     layer = keras.layers.Dense(1)
     layer.build((None, 1))
     missing = [
@@ -35,6 +42,14 @@ def check() -> None:
         for owner, name, why in PRIVATE_API
         if not hasattr(layer, name)
     ]
+    if not missing:
+        variable = keras.Variable(0.0, trainable=False, name="probe")
+        attach_state(layer, variable)
+        seen = [v is variable for v in layer.non_trainable_variables]
+        hidden = all(v is not variable for v in layer.weights)
+        detach_state(layer, variable)
+        if not (any(seen) and hidden):
+            missing.append("Layer._seed_generators no longer feeds `variables` only")
     if missing:
         raise KerasInternalsChanged(
             f"keras {keras.__version__} no longer has: {', '.join(missing)}. "
@@ -42,48 +57,24 @@ def check() -> None:
         )
 
 
-def track_variable(layer: Any, variable: Any) -> None:
-    """Adds `variable` to the state of an already-built `layer` (as LoRA does in Keras)."""
-    tracker = layer._tracker
-    locked = tracker.locked
-    tracker.unlock()
-    try:
-        layer._track_variable(variable)
-    finally:
-        if locked:
-            tracker.lock()
+class _State:
+    """Holds a variable where Keras looks for a SeedGenerator's `.state`."""
+
+    def __init__(self, variable: Any) -> None:
+        self.state = variable
 
 
-def untrack_variable(layer: Any, variable: Any) -> None:
-    layer._untrack_variable(variable)
+def attach_state(layer: Any, variable: Any) -> None:
+    """Makes `variable` part of `layer.variables` (not `layer.weights`) until detached."""
+    list.append(layer._seed_generators, _State(variable))
 
 
-def hide_from_saving(layer: Any, variable: Any) -> None:
-    """While instrumented, `layer` saves and loads as if `variable` did not exist.
-
-    So a checkpoint written mid-fit (e.g. by `ModelCheckpoint`) loads into the plain model.
-    The patch is on the instance and is undone by `unhide_from_saving`.
-    """
-    for method_name in ("save_own_variables", "load_own_variables"):
-        method = getattr(layer, method_name)
-
-        def without_variable(store: Any, _method: Any = method) -> Any:
-            hidden = layer._non_trainable_variables
-            index = next((i for i, v in enumerate(hidden) if v is variable), None)
-            if index is not None:
-                list.pop(hidden, index)
-            try:
-                return _method(store)
-            finally:
-                if index is not None:
-                    list.insert(hidden, index, variable)
-
-        object.__setattr__(layer, method_name, without_variable)
-
-
-def unhide_from_saving(layer: Any) -> None:
-    for method_name in ("save_own_variables", "load_own_variables"):
-        layer.__dict__.pop(method_name, None)
+def detach_state(layer: Any, variable: Any) -> None:
+    generators = layer._seed_generators
+    for index, item in enumerate(list(generators)):
+        if isinstance(item, _State) and item.state is variable:
+            list.pop(generators, index)
+            return
 
 
 def local_values(model: Any, variable: Any) -> list[Any]:

@@ -1,8 +1,9 @@
 """Transient instrumentation of a model's layers, folding statistics inside the train step.
 
 `Instrumentation.install()` gives each watched layer a float32 accumulator variable
-(non-trainable, never autocast, tracked by the layer so JAX threads it through its
-stateless step like BatchNormalization's moving mean) and wraps the layer instance's
+(non-trainable, never autocast, attached to the layer's state so JAX threads it through
+its stateless step like BatchNormalization's moving mean, yet not one of its weights, so
+`get_weights` and checkpoints written mid-fit never see it) and wraps the layer instance's
 `call` so that, while the model's `train_step` runs, the layer's output is folded into
 the accumulator. Evaluation, prediction and direct calls are never folded: a
 thread-local marks the training step. `remove()` undoes everything, so the model saves
@@ -111,8 +112,7 @@ class Instrumentation:
                         name="activation_stats",
                         **options,
                     )
-                internals.track_variable(slot.target.layer, slot.variable)
-                internals.hide_from_saving(slot.target.layer, slot.variable)
+                internals.attach_state(slot.target.layer, slot.variable)
             if not self._torch:
                 self.control = keras.Variable(
                     np.zeros(3, "float32"),
@@ -122,9 +122,7 @@ class Instrumentation:
                     name="activation_stats_control",
                     **options,
                 )
-                holder = self.slots[0].target.layer
-                internals.track_variable(holder, self.control)
-                internals.hide_from_saving(holder, self.control)
+                internals.attach_state(self.slots[0].target.layer, self.control)
         self.model.make_train_function(force=True)
 
     def remove(self) -> None:
@@ -134,12 +132,11 @@ class Instrumentation:
             layer.__dict__.pop("call", None)
             if slot.original_call is not None:
                 object.__setattr__(layer, "call", slot.original_call)
-            internals.unhide_from_saving(layer)
             if slot.variable is not None:
-                internals.untrack_variable(layer, slot.variable)
+                internals.detach_state(layer, slot.variable)
                 slot.variable = None
         if self.control is not None:
-            internals.untrack_variable(self.slots[0].target.layer, self.control)
+            internals.detach_state(self.slots[0].target.layer, self.control)
             self.control = None
         self.model.__dict__.pop("train_step", None)
         self.model.train_function = None  # the compiled step still holds the folds

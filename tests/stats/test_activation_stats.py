@@ -246,6 +246,7 @@ def test_model_is_the_original_after_fit(kind, tmp_path):
     model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[stats])
     assert stats.records
     assert [w.path for w in model.weights] == before
+    assert not any("activation_stats" in v.path for v in model.variables)
     for layer in model._flatten_layers():
         assert "call" not in layer.__dict__ and "save_own_variables" not in layer.__dict__
     assert "train_step" not in model.__dict__
@@ -420,3 +421,19 @@ def test_keras_internals_still_exist():
     from keras_initkit.stats import _keras_internals
 
     _keras_internals.check()
+
+
+def test_early_stopping_restores_best_weights_with_the_callback_listed_first():
+    x, y = data(64)
+    model = compiled(sequential(), lr=0.1)
+    stats = ActivationStats(every=1)
+    during = []
+
+    class Count(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            during.append((len(self.model.get_weights()), len(self.model.non_trainable_variables)))
+
+    stop = keras.callbacks.EarlyStopping("loss", patience=0, restore_best_weights=True)
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[stats, stop, Count()])
+    assert during[0][0] == len(model.weights)  # accumulators are state, not weights
+    assert during[0][1] > len(model.non_trainable_variables)  # ... threaded through the step
