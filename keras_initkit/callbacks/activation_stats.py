@@ -61,6 +61,8 @@ class ActivationStats(keras.callbacks.Callback):
             non-linear `activation=`), a list of layer names, paths (`"outer/dense"`) or
             classes, or a predicate `layer -> bool`.
         max_rows: fold only the first `max_rows` rows of each batch (`None`: all rows).
+            Under `tf.distribute`, each replica folds the first `max_rows` rows of its
+            share of the batch.
         bins: number of histogram bins between the range's edges. Defaults to `50`.
         histogram_range: `(low, high)` for every layer, or `None` for each activation's
             own range ([-1, 1] for tanh, [0, 1] for sigmoid, [0, 5] for ReLU, ...).
@@ -191,13 +193,12 @@ class ActivationStats(keras.callbacks.Callback):
         self._step += steps
         if self._pending:  # the first step has shown every output's shape
             self._pending = False
-            model = self.model
+            self.model  # noqa: B018 - sync the state (JAX) before adding variables
             inst = self._instrumentation
             inst.learn_shapes()
             for slot in inst.slots:
                 self._widths[id(slot.target.layer)] = slot.layout.units
-            inst.allocate()
-            model.make_train_function(force=True)
+            inst.allocate()  # and rebuilds the train function
             self._start_window()
             return
         self._tick += steps
