@@ -178,8 +178,9 @@ def test_training_is_unchanged_by_the_callback():
 
 
 def test_jit_compile_on_matches_numpy():
-    if BACKEND == "torch":
-        pytest.skip("torch.compile: covered by the smoke runs; slow to compile here")
+    if BACKEND == "torch" and not os.environ.get("KERAS_INITKIT_TORCH_COMPILE"):
+        pytest.skip("torch.compile takes ~85 s on 2 CPUs (passes); set "
+                    "KERAS_INITKIT_TORCH_COMPILE=1 to run it")
     x, y = data(32)
     model = compiled(sequential(), jit_compile=True)
     stats = ActivationStats(every=2, batches_per_record="all")
