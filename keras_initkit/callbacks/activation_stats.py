@@ -45,7 +45,7 @@ class ActivationStats(keras.callbacks.Callback):
     What a record covers: training runs in windows of `every` batches (or one epoch).
     Each window folds its last `batches_per_record` training batches (all of them with
     `batches_per_record="all"`), on the first `max_rows` rows of each (all rows by
-    default); a record is read at the end of the window. The default, one batch in 25,
+    default); a record is read at the end of the window. The default, one batch in 50,
     keeps the cost to a few percent of a step (see `benchmarks/stats_overhead.py`).
     With `steps_per_execution=k`, windows end on multiples of `k`. Where the width of a
     layer's output cannot be read before training (layers of subclassed models), the
@@ -54,7 +54,7 @@ class ActivationStats(keras.callbacks.Callback):
 
     Args:
         every: record every `every` training batches (int), or `"epoch"` for one record
-            per epoch. Defaults to `25`.
+            per epoch. Defaults to `50`.
         batches_per_record: how many batches of each window are folded into its record,
             an int or `"all"`. Defaults to `1`.
         layers: which layers to watch: `None` (activation layers and layers with a
@@ -105,7 +105,7 @@ class ActivationStats(keras.callbacks.Callback):
 
     def __init__(
         self,
-        every: int | str = 25,
+        every: int | str = 50,
         batches_per_record: int | str = 1,
         layers: targets.LayerSelection = None,
         max_rows: int | None = None,

@@ -65,9 +65,13 @@ class Instrumentation:
 
     # -- installing and removing ------------------------------------------------------
     def install(self) -> None:
+        model = self.model
+        # A fit that raised never reached on_train_end: take its instrumentation off first.
+        stale = getattr(model.__dict__.get("train_step"), "instrumentation", None)
+        if isinstance(stale, Instrumentation):
+            stale.remove()
         for index, slot in enumerate(self.slots):
             self._patch_call(slot, index)
-        model = self.model
         original_step = model.train_step
 
         def recording_train_step(*args: Any, **kwargs: Any) -> Any:
@@ -77,6 +81,7 @@ class Instrumentation:
             finally:
                 _STEP.owner, _STEP.predicate = None, None
 
+        recording_train_step.instrumentation = self  # type: ignore[attr-defined]
         object.__setattr__(model, "train_step", recording_train_step)
         self._installed = True
         model.make_train_function(force=True)  # fit() built it before on_train_begin

@@ -438,3 +438,20 @@ def test_early_stopping_restores_best_weights_with_the_callback_listed_first():
     model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[stats, stop, Count()])
     assert during[0][0] == len(model.weights)  # accumulators are state, not weights
     assert during[0][1] > len(model.non_trainable_variables)  # ... threaded through the step
+
+
+def test_a_fit_that_raised_is_cleaned_up_by_the_next_one():
+    x, y = data(32)
+    model = compiled(sequential())
+
+    class Boom(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        model.fit(x, y, batch_size=16, verbose=0, callbacks=[ActivationStats(every=1), Boom()])
+    stats = ActivationStats(every=1)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[stats])
+    assert [r.stats["count"] for r in stats.records if r.layer == "dense"] == [256.0, 256.0]
+    assert "train_step" not in model.__dict__
+    assert not any("activation_stats" in v.path for v in model.variables)
