@@ -1,5 +1,8 @@
 """Callbacks for `model.fit`: activation statistics recorded inside the training step."""
 
-from keras_initkit.callbacks.activation_stats import ActivationStats, ActivationStatsWarning
+from keras_initkit.callbacks.activation_stats import (
+    ActivationStats,
+    ActivationStatsWarning,
+)
 
 __all__ = ["ActivationStats", "ActivationStatsWarning"]

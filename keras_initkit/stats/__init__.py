@@ -7,8 +7,8 @@ from keras_initkit.stats.record import STATISTICS, ActivationRecord
 from keras_initkit.stats.summary import SATURATION_BOUNDS, saturation_bounds, summarize
 
 __all__ = [
-    "STATISTICS",
     "SATURATION_BOUNDS",
+    "STATISTICS",
     "ActivationRecord",
     "Finding",
     "diagnose",

@@ -18,9 +18,11 @@ PRIVATE_API = (
     (
         keras.layers.Layer,
         "_seed_generators",
-        "attach the accumulator as layer state (like a SeedGenerator's), so it is part of "
-        "`non_trainable_variables` (JAX threads it through the train step) but not of "
-        "`weights` (get_weights, set_weights and saved files never see it)",
+        (
+            "attach the accumulator as layer state (like a SeedGenerator's), so it is part "
+            "of `non_trainable_variables` (JAX threads it through the train step) but not "
+            "of `weights` (get_weights, set_weights and saved files never see it)"
+        ),
     ),
 )
 

@@ -126,16 +126,16 @@ def diagnose(
                 )
             )
         dead, units = s.get("dead_units", math.nan), s.get("units", math.nan)
-        if math.isfinite(dead) and math.isfinite(units) and units > 0:
-            if dead / units > dead_threshold:
-                findings.append(
-                    Finding(
-                        "dead",
-                        record.layer,
-                        f"{record.layer!r} ({record.activation}) has {int(dead)} of "
-                        f"{int(units)} units dead ({dead / units:.0%}): exactly zero on "
-                        "every recorded row, so they get no gradient. Check the "
-                        "initialization (He suits ReLU) and the learning rate.",
-                    )
+        known = math.isfinite(dead) and math.isfinite(units) and units > 0
+        if known and dead / units > dead_threshold:
+            findings.append(
+                Finding(
+                    "dead",
+                    record.layer,
+                    f"{record.layer!r} ({record.activation}) has {int(dead)} of "
+                    f"{int(units)} units dead ({dead / units:.0%}): exactly zero on "
+                    "every recorded row, so they get no gradient. Check the "
+                    "initialization (He suits ReLU) and the learning rate.",
                 )
+            )
     return findings

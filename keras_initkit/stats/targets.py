@@ -13,7 +13,11 @@ from typing import Any
 
 import keras
 
-from keras_initkit.model_init._graph import is_activation_layer, is_model, own_activation
+from keras_initkit.model_init._graph import (
+    is_activation_layer,
+    is_model,
+    own_activation,
+)
 from keras_initkit.stats.summary import SATURATION_BOUNDS
 
 # Histogram ranges for activations that have no bounds of their own: wide enough for a
