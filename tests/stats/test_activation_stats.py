@@ -455,3 +455,16 @@ def test_a_fit_that_raised_is_cleaned_up_by_the_next_one():
     assert [r.stats["count"] for r in stats.records if r.layer == "dense"] == [256.0, 256.0]
     assert "train_step" not in model.__dict__
     assert not any("activation_stats" in v.path for v in model.variables)
+
+
+def test_dead_units_are_counted_and_named():
+    x, y = data(32)
+    model = compiled(sequential())
+    bias = np.zeros(16, "float32")
+    bias[:12] = -100.0  # 12 of the ReLU's 16 units can never fire
+    model.get_layer("linear").bias.assign(bias)
+    stats = ActivationStats(every=2, warn=False)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[stats])
+    relu = next(r for r in stats.records if r.layer == "relu")
+    assert relu.stats["dead_units"] == 12 and relu.stats["units"] == 16
+    assert any("'relu'" in w and "12 of 16 units dead" in w for w in stats.warnings)
