@@ -1,0 +1,383 @@
+"""`keras-initkit study`: the classic initialization experiment, for any activations x inits.
+
+The lesson (CS231n; Glorot & Bengio 2010): feed a unit-Gaussian batch `D` through `depth`
+fully connected layers of `width` units with no bias, and look at each layer's output:
+its mean, its std, how much of it is exactly zero, how much of it sits at the bounds of
+a tanh or sigmoid, and its histogram. N(0, 0.01^2) weights collapse a tanh stack to 0,
+N(0, 1) saturates it, Glorot keeps it alive; ReLU needs He. This module runs that
+experiment with Keras layers and keras_initkit's initializers, on any backend, and
+reports the numbers as a table, in words, as JSON and as the lesson's figure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import tempfile
+import textwrap
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+
+from keras_initkit.cli._choices import activation_function, make_initializer
+from keras_initkit.model_init import lsuv
+from keras_initkit.stats import saturation_bounds, summarize
+from keras_initkit.stats.export import atomic_write_text
+
+BINS = 50
+MAX_PANELS = 10  # histogram panels per row of the figure (layers evenly spread)
+COLLAPSED_STD = 1e-3  # below this a layer's output carries (almost) nothing
+VANISH_RATIO = 10.0  # std falling (growing) this many times over the stack is flagged
+SATURATED = 0.5  # fraction of outputs at a bound that makes a layer "saturated"
+DEAD = 0.9  # fraction of exact zeros that makes a layer "dead"
+
+
+@dataclasses.dataclass
+class StudyResult:
+    """One activation x initializer combination of the study.
+
+    Attributes:
+        activation: the activation's name.
+        init: the initializer as given on the command line (`"normal:0.01"`, ...).
+        initializer: a readable description of the initializer used.
+        layers: one dict per layer, first layer first: `mean`, `std`, `min`, `max`,
+            `zero_fraction`, `saturated_fraction` (NaN for unbounded activations),
+            `nan_count`, `inf_count`.
+        histograms: per layer, `(low, high, counts)` over `BINS` equal bins.
+        flags: the conditions found, in words (empty when the stack is healthy).
+    """
+
+    activation: str
+    init: str
+    initializer: str
+    layers: list[dict[str, float]]
+    histograms: list[tuple[float, float, np.ndarray]]
+    flags: list[str]
+
+    @property
+    def verdict(self) -> str:
+        """The first flag's first words, or "healthy"."""
+        return self.flags[0].split(":")[0] if self.flags else "healthy"
+
+
+def describe(initializer: Any) -> str:
+    """A short description of an initializer: its class and the arguments that matter."""
+    if type(initializer).__module__.startswith("keras_initkit"):
+        return repr(initializer)
+    config = {k: v for k, v in initializer.get_config().items() if k != "seed" and v is not None}
+    arguments = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v!r}"
+                          for k, v in config.items())
+    return f"{type(initializer).__name__}({arguments})"
+
+
+def build_stack(activation: str, init: str, *, depth: int, width: int, seed: int) -> Any:
+    """The study's network: `depth` bias-free `Dense(width, activation)` layers.
+
+    Layer `i` gets the initializer `init` with the int seed `seed + i`, so every
+    activation is studied with the same weights.
+    """
+    function = activation_function(activation)
+    layers = [keras.Input((width,))]
+    layers += [
+        keras.layers.Dense(width, activation=function, use_bias=False, name=f"layer_{i + 1}",
+                           kernel_initializer=make_initializer(init, activation, seed + i))
+        for i in range(depth)
+    ]
+    return keras.Sequential(layers, name=f"{activation}_{init}")
+
+
+def _histogram(values: np.ndarray, bounds: tuple[float, float] | None) -> tuple:
+    finite = values[np.isfinite(values)]
+    if bounds is not None:
+        low, high = bounds
+    elif finite.size:
+        low, high = float(finite.min()), float(finite.max())
+    else:
+        low, high = -1.0, 1.0
+    if not high > low:  # a constant layer (zero init): a unit-wide range around it
+        low, high = low - 0.5, high + 0.5
+    counts, _ = np.histogram(np.clip(finite, low, high), bins=BINS, range=(low, high))
+    return low, high, counts
+
+
+def _g(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def diagnose_stack(activation: str, layers: list[dict[str, float]]) -> list[str]:
+    """The conditions of one stack, in words: non-finite, identical units, collapsed,
+    vanishing, exploding, saturated, dead. An empty list means healthy."""
+    depth = len(layers)
+    stds = [row["std"] for row in layers]
+    flags = []
+    bad = [i for i, row in enumerate(layers) if row["nan_count"] + row["inf_count"] > 0]
+    if bad:
+        flags.append(f"non-finite: NaN/Inf values from layer {bad[0] + 1} on")
+    if all(s == 0 for s in stds):
+        flags.append("identical units: every output of every layer is the same value "
+                     "(std 0); no unit can learn anything the others do not")
+    elif stds[-1] < COLLAPSED_STD:
+        first = next(i for i, s in enumerate(stds) if s < COLLAPSED_STD)
+        flags.append(f"collapsed: std {_g(stds[0])} at layer 1 falls below {COLLAPSED_STD:g} "
+                     f"by layer {first + 1} ({_g(stds[-1])} at layer {depth}); the last "
+                     "layers see no signal and get no gradient")
+    elif stds[0] > 0 and stds[-1] < stds[0] / VANISH_RATIO:
+        flags.append(f"vanishing: std falls {stds[0] / stds[-1]:.3g}x over {depth} layers "
+                     f"({_g(stds[0])} -> {_g(stds[-1])})")
+    elif stds[0] > 0 and stds[-1] > stds[0] * VANISH_RATIO:
+        flags.append(f"exploding: std grows {stds[-1] / stds[0]:.3g}x over {depth} layers "
+                     f"({_g(stds[0])} -> {_g(stds[-1])})")
+    saturated = [i for i, row in enumerate(layers) if row["saturated_fraction"] > SATURATED]
+    if saturated:
+        worst = max(layers[i]["saturated_fraction"] for i in saturated)
+        flags.append(f"saturated: more than {SATURATED:.0%} of {activation} outputs at its "
+                     f"bounds in {len(saturated)} of {depth} layers (up to {worst:.0%}), "
+                     f"from layer {saturated[0] + 1}; their gradients are ~0")
+    dead = [i for i, row in enumerate(layers) if row["zero_fraction"] > DEAD]
+    if dead and not all(s == 0 for s in stds):
+        flags.append(f"dead: more than {DEAD:.0%} of outputs exactly zero in {len(dead)} of "
+                     f"{depth} layers, from layer {dead[0] + 1}")
+    return flags
+
+
+def run_study(
+    activations: Sequence[str],
+    inits: Sequence[str],
+    *,
+    depth: int = 10,
+    width: int = 500,
+    batch: int = 1000,
+    seed: int = 0,
+    progress: Any = None,
+) -> list[StudyResult]:
+    """Runs the experiment for every activation x initializer and returns the results.
+
+    Args:
+        activations: activation names (`keras_initkit.cli._choices.ACTIVATIONS`).
+        inits: initializer specs: `"normal:STD"`, `"uniform:LIMIT"`, `"zeros"`, Keras
+            names (`"glorot_normal"`, `"he_normal"`, `"lecun_normal"`, `"orthogonal"`,
+            ...), `"auto"` (`initializer_for(activation)`) or `"lsuv"` (orthogonal, then
+            `keras_initkit.lsuv` on the study's batch).
+        depth: number of layers.
+        width: units per layer (and the width of the input).
+        batch: rows of the input `D ~ N(0, 1)`.
+        seed: seeds the input (NumPy) and the weights (layer `i` uses `seed + i`).
+        progress: optional callable, called with each result as it is done.
+
+    Returns:
+        One `StudyResult` per combination, activations outer, inits inner.
+
+    Example:
+    >>> from keras_initkit.cli.study import run_study
+    >>> [result] = run_study(["tanh"], ["normal:0.01"], depth=4, width=100, batch=200)
+    >>> result.verdict, len(result.layers)
+    ('collapsed', 4)
+
+    Reference:
+    - [Glorot & Bengio, 2010](https://proceedings.mlr.press/v9/glorot10a.html)
+    - [CS231n: weight initialization](https://cs231n.github.io/neural-networks-2/#init)
+    """
+    data = np.random.default_rng(seed).standard_normal((batch, width)).astype("float32")
+    results = []
+    for activation in activations:
+        bounds = saturation_bounds(activation)
+        for init in inits:
+            model = build_stack(activation, init, depth=depth, width=width, seed=seed)
+            if init == "lsuv":
+                lsuv(model, data, seed=seed)
+            rows, histograms = [], []
+            h = keras.ops.convert_to_tensor(data)
+            for layer in model.layers:
+                h = layer(h)
+                stats = summarize(h, bounds)
+                rows.append({k: stats[k] for k in (
+                    "mean", "std", "min", "max", "zero_fraction", "saturated_fraction",
+                    "nan_count", "inf_count")})
+                histograms.append(_histogram(keras.ops.convert_to_numpy(h).ravel(), bounds))
+            result = StudyResult(
+                activation, init, describe(model.layers[0].kernel_initializer), rows,
+                histograms, diagnose_stack(activation, rows))
+            results.append(result)
+            if progress is not None:
+                progress(result)
+    return results
+
+
+def _cell(value: float, percent: bool = False) -> str:
+    if math.isnan(value):
+        return "-"
+    if percent:
+        return f"{100 * value:.1f}"
+    return f"{value:.4g}" if value != 0 else "0"
+
+
+def format_result(result: StudyResult, width: int = 80) -> str:
+    """One combination as a text block: a header, one row per layer, its flags."""
+    lines = [f"{result.activation} with {result.init}: {result.initializer}"]
+    lines.append(f"{'layer':>7} {'mean':>12} {'std':>12} {'min':>11} {'max':>11} "
+                 f"{'% zero':>8} {'% sat':>7}")
+    for i, row in enumerate(result.layers):
+        lines.append(
+            f"{i + 1:>7} {_cell(row['mean']):>12} {_cell(row['std']):>12} "
+            f"{_cell(row['min']):>11} {_cell(row['max']):>11} "
+            f"{_cell(row['zero_fraction'], True):>8} {_cell(row['saturated_fraction'], True):>7}")
+    for flag in result.flags or ["healthy: the signal keeps its scale through the stack"]:
+        lines += textwrap.wrap(flag, width - 2, initial_indent="  ! " if result.flags else "  ",
+                               subsequent_indent="    ")
+    return "\n".join(lines)
+
+
+def format_summary(results: list[StudyResult], width: int = 80) -> str:
+    """One line per combination: first and last layer std, and the verdict."""
+    depth = len(results[0].layers)
+    last = f"std @{depth}"
+    lines = [f"{'activation':<14}{'init':<16}{'std @1':>11}{last:>11}  verdict"]
+    for r in results:
+        line = (f"{r.activation:<14}{r.init:<16}{_cell(r.layers[0]['std']):>11}"
+                f"{_cell(r.layers[-1]['std']):>11}  {', '.join(f.split(':')[0] for f in r.flags) or 'healthy'}")
+        lines.append(line[:width])
+    return "\n".join(lines)
+
+
+def _json_number(value: float) -> float | None:
+    return None if math.isnan(value) or math.isinf(value) else float(value)
+
+
+def to_json(results: list[StudyResult], config: dict[str, Any]) -> str:
+    """The study as JSON: the configuration and, per combination, every layer's numbers,
+    histogram and the flags. NaN (not applicable) and infinities are written as null."""
+    payload = {
+        "config": config,
+        "results": [
+            {
+                "activation": r.activation,
+                "init": r.init,
+                "initializer": r.initializer,
+                "verdict": r.verdict,
+                "flags": r.flags,
+                "layers": [
+                    {"layer": i + 1, **{k: _json_number(v) for k, v in row.items()},
+                     "histogram": {"low": low, "high": high, "counts": counts.tolist()}}
+                    for i, (row, (low, high, counts)) in enumerate(zip(r.layers, r.histograms))
+                ],
+            }
+            for r in results
+        ],
+    }
+    return json.dumps(payload, indent=1) + "\n"
+
+
+def plot(results: list[StudyResult]) -> Any:
+    """The lesson's figure: per combination (one row), the mean and the std per layer,
+    then one histogram per layer (at most `MAX_PANELS`, spread over the depth).
+
+    Returns:
+        A `matplotlib.figure.Figure` (built without pyplot); save it with `savefig`.
+    """
+    from keras_initkit.stats.plots import require_matplotlib
+
+    require_matplotlib()
+    from matplotlib.figure import Figure
+
+    depth = len(results[0].layers)
+    shown = sorted({round(x) for x in np.linspace(0, depth - 1, min(depth, MAX_PANELS))})
+    columns = 2 + len(shown)
+    figure = Figure(figsize=(1.9 * columns, 1.7 * len(results) + 0.4), layout="constrained")
+    axes = figure.subplots(len(results), columns, squeeze=False)
+    x = np.arange(1, depth + 1)
+    for row, result in zip(axes, results):
+        means = [layer["mean"] for layer in result.layers]
+        stds = [layer["std"] for layer in result.layers]
+        row[0].plot(x, means, "o-", markersize=3)
+        row[0].set_title("mean per layer", fontsize=8)
+        row[0].set_ylabel(f"{result.activation}\n{result.init}", fontsize=9)
+        row[1].plot(x, stds, "o-", markersize=3, color="tab:red")
+        if min(stds) > 0 and max(stds) / min(stds) > 10:
+            row[1].set_yscale("log")
+        row[1].set_title("std per layer", fontsize=8)
+        for ax, index in zip(row[2:], shown):
+            low, high, counts = result.histograms[index]
+            edges = np.linspace(low, high, len(counts) + 1)
+            ax.stairs(counts, edges, fill=True)
+            rest = max(counts[1:].max(), 1)
+            if counts[0] > 3 * rest:  # ReLU's spike of zeros would flatten the rest
+                ax.set_ylim(0, 1.3 * rest)
+                ax.text(0.98, 0.9, f"{counts[0] / counts.sum():.0%} in first bin",
+                        transform=ax.transAxes, ha="right", fontsize=6)
+            ax.set_title(f"layer {index + 1}: std {_g(stds[index])}", fontsize=8)
+            ax.set_yticks([])
+            ax.locator_params(axis="x", nbins=3)
+        for ax in row:
+            ax.tick_params(labelsize=6)
+            if ax.get_yscale() == "linear":
+                ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
+        row[2].ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))
+    figure.suptitle("activations per layer, by activation and initializer")
+    return figure
+
+
+def _save(path: str, write: Any) -> None:
+    """Writes through `write(temporary_path)`, then renames: never a half-written file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1],
+                                         dir=directory)
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def run(args: Any) -> int:
+    """The `study` command: runs the study and prints/writes what `args` asks for."""
+    from keras_initkit.cli import UsageError
+
+    if args.plot:
+        try:
+            from keras_initkit.stats.plots import require_matplotlib
+
+            require_matplotlib()
+        except ImportError as error:
+            raise UsageError(f"--plot: {error}") from None
+    quiet = args.json == "-"
+    say = (lambda *a, **k: None) if quiet else print
+    say(f"D ~ N(0, 1) of shape ({args.batch}, {args.width}) through {args.depth} bias-free "
+        f"Dense({args.width}) layers; backend {keras.backend.backend()}, seed {args.seed}\n")
+    results = run_study(
+        args.activation, args.init, depth=args.depth, width=args.width, batch=args.batch,
+        seed=args.seed, progress=lambda result: say(format_result(result) + "\n"))
+    say(format_summary(results))
+    say("\nRule of thumb: tanh/sigmoid -> Glorot (Xavier), ReLU -> He, SELU -> LeCun normal;"
+        "\n--init auto uses keras_initkit.initializer_for(activation).")
+    if args.json:
+        config = {k: getattr(args, k) for k in ("activation", "init", "depth", "width",
+                                                   "batch", "seed")}
+        config["backend"] = keras.backend.backend()
+        text = to_json(results, config)
+        if quiet:
+            sys.stdout.write(text)
+        else:
+            _write(args.json, "--json", lambda p: atomic_write_text(p, text))
+            say(f"wrote {args.json}")
+    if args.plot:
+        figure = plot(results)
+        _write(args.plot, "--plot", lambda p: _save(p, lambda t: figure.savefig(t, dpi=100)))
+        say(f"wrote {args.plot}")
+    return 0
+
+
+def _write(path: str, option: str, write: Any) -> None:
+    from keras_initkit.cli import UsageError
+
+    try:
+        write(path)
+    except OSError as error:
+        raise UsageError(f"{option}: cannot write {path!r}: {error.strerror or error}") from None
