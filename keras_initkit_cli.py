@@ -37,7 +37,7 @@ def _import_cli_quietly() -> object:
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
-        import keras_initkit.cli as cli
+        from keras_initkit import cli
     finally:
         os.dup2(saved, 2)
         os.close(saved)

@@ -15,6 +15,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 import textwrap
@@ -88,7 +89,7 @@ def build_stack(activation: str, init: str, *, depth: int, width: int, seed: int
                            kernel_initializer=make_initializer(init, activation, seed + i))
         for i in range(depth)
     ]
-    return keras.Sequential(layers, name=f"{activation}_{init}")
+    return keras.Sequential(layers, name=re.sub(r"\W", "_", f"{activation}_{init}"))
 
 
 def _histogram(values: np.ndarray, bounds: tuple[float, float] | None) -> tuple:
@@ -350,13 +351,13 @@ def run(args: Any) -> int:
     quiet = args.json == "-"
     say = (lambda *a, **k: None) if quiet else print
     say(f"D ~ N(0, 1) of shape ({args.batch}, {args.width}) through {args.depth} bias-free "
-        f"Dense({args.width}) layers; backend {keras.backend.backend()}, seed {args.seed}\n")
+        f"Dense({args.width}) layers\n(backend {keras.backend.backend()}, seed {args.seed})\n")
     results = run_study(
         args.activation, args.init, depth=args.depth, width=args.width, batch=args.batch,
         seed=args.seed, progress=lambda result: say(format_result(result) + "\n"))
     say(format_summary(results))
-    say("\nRule of thumb: tanh/sigmoid -> Glorot (Xavier), ReLU -> He, SELU -> LeCun normal;"
-        "\n--init auto uses keras_initkit.initializer_for(activation).")
+    say("\nRule of thumb: tanh/sigmoid -> Glorot (Xavier), ReLU -> He, SELU -> LeCun"
+        "\nnormal; --init auto uses keras_initkit.initializer_for(activation).")
     if args.json:
         config = {k: getattr(args, k) for k in ("activation", "init", "depth", "width",
                                                    "batch", "seed")}
