@@ -121,6 +121,10 @@ def test_study_plot_draws_one_row_per_combination(tmp_path):
     assert main(["study", "--activation", "tanh", "--init", "glorot_normal", "--depth", "3",
                  "--width", "16", "--batch", "32", "--plot", str(path)]) == 0
     assert path.read_bytes()[:4] == b"\x89PNG"
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # as open() would make it
+    assert os.listdir(path.parent) == ["study.png"]  # no temporary file left behind
 
 
 @pytest.mark.parametrize(

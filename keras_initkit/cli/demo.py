@@ -174,8 +174,9 @@ def run(args: Any) -> int:
     activation, init = args.activation[0], args.init[0]
     data = load_data(args.seed)
     print(f"digits (8x8 images, {len(data[0][0])} to train, {len(data[1][0])} to test); "
-          f"{args.depth} x Dense({args.width}, {activation}); SGD {LEARNING_RATE}, momentum "
-          f"0.9; backend {keras.backend.backend()}; ActivationStats on one batch in {EVERY}")
+          f"{args.depth} x Dense({args.width}, {activation}),\nSGD {LEARNING_RATE} with "
+          f"momentum 0.9, backend {keras.backend.backend()}; ActivationStats records one "
+          f"batch in {EVERY}")
 
     runs = {}
     for key, label in (("bad_init", f"init {init}"), ("reinitialized", "reinitialize(model)")):

@@ -14,10 +14,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import re
 import sys
-import tempfile
 import textwrap
 from collections.abc import Sequence
 from typing import Any
@@ -28,7 +26,7 @@ import numpy as np
 from keras_initkit.cli._choices import activation_function, make_initializer
 from keras_initkit.model_init import lsuv
 from keras_initkit.stats import saturation_bounds, summarize
-from keras_initkit.stats.export import atomic_write_text
+from keras_initkit.stats.export import atomic_save, atomic_write_text
 
 BINS = 50
 MAX_PANELS = 10  # histogram panels per row of the figure (layers evenly spread)
@@ -322,21 +320,6 @@ def plot(results: list[StudyResult]) -> Any:
     return figure
 
 
-def _save(path: str, write: Any) -> None:
-    """Writes through `write(temporary_path)`, then renames: never a half-written file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1],
-                                         dir=directory)
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-
-
 def run(args: Any) -> int:
     """The `study` command: runs the study and prints/writes what `args` asks for."""
     from keras_initkit.cli import UsageError
@@ -370,7 +353,7 @@ def run(args: Any) -> int:
             say(f"wrote {args.json}")
     if args.plot:
         figure = plot(results)
-        _write(args.plot, "--plot", lambda p: _save(p, lambda t: figure.savefig(t, dpi=100)))
+        _write(args.plot, "--plot", lambda p: atomic_save(p, lambda t: figure.savefig(t, dpi=100)))
         say(f"wrote {args.plot}")
     return 0
 

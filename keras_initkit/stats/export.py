@@ -12,7 +12,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from keras_initkit.stats.record import STATISTICS, ActivationRecord
@@ -42,22 +42,46 @@ def to_dataframe(records: Iterable[ActivationRecord]) -> Any:
     return pd.DataFrame(tidy_rows(records), columns=list(COLUMNS))
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Writes `text` to `path` so the file is never seen half-written."""
+def _new_file_mode() -> int:
+    """The permissions `open()` would give a new file (mkstemp's are 0o600)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def atomic_save(path: str | os.PathLike[str], write: Callable[[str], None]) -> None:
+    """Calls `write(temporary_path)` beside `path`, then renames it over `path`.
+
+    A reader (or a crash) sees the old complete file or the new one, never half of one.
+    The temporary name keeps `path`'s suffix, for writers that read the format from it
+    (matplotlib's `savefig`).
+    """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    handle, temporary = tempfile.mkstemp(
+        prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=directory)
+    os.close(handle)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
+        write(temporary)
+        os.chmod(temporary, _new_file_mode())
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
             os.remove(temporary)
         raise
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Writes `text` to `path` so the file is never seen half-written."""
+
+    def write(temporary: str) -> None:
+        with open(temporary, "w", encoding="utf-8", newline="") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+
+    atomic_save(path, write)
 
 
 def csv_text(records: Iterable[ActivationRecord]) -> str:
