@@ -21,4 +21,4 @@ def test_readme_commands_match_ci():
     ci = (README.parent / ".ci" / "run").read_text()
     test_command = 'pip install -e ".[test]" && python -m pytest'
     assert test_command in text and test_command in ci
-    assert 'pip install ".[tensorflow,examples]" && python examples/quickstart.py' in text
+    assert 'pip install ".[tensorflow,examples]" && keras-initkit demo' in text
