@@ -215,6 +215,7 @@ def test_demo_writes_the_run_folder_and_the_diagnosis(tmp_path):
     assert any(line[0].startswith("vanishing") for line in bad["at_start"])
     assert good["at_start"] == []
     assert "vanishing in" in result.stdout and "test accuracy" in result.stdout
+    assert all(len(line) <= 80 for line in result.stdout.splitlines() if str(out) not in line)
     for run in ("bad_init", "reinitialized"):
         files = set(os.listdir(out / run))
         assert {"activation_stats.csv", "activation_stats.json", "activations"} <= files

@@ -175,7 +175,7 @@ def run(args: Any) -> int:
     data = load_data(args.seed)
     print(f"digits (8x8 images, {len(data[0][0])} to train, {len(data[1][0])} to test); "
           f"{args.depth} x Dense({args.width}, {activation}),\nSGD {LEARNING_RATE} with "
-          f"momentum 0.9, backend {keras.backend.backend()}; ActivationStats records one "
+          f"momentum 0.9, backend {keras.backend.backend()};\nActivationStats records one "
           f"batch in {EVERY}")
 
     runs = {}
@@ -187,7 +187,8 @@ def run(args: Any) -> int:
             lsuv(model, data[0][0][:512], seed=args.seed)
         if key == "reinitialized":
             reinitialize(model, seed=args.seed)
-            print(f"reinitialize(model) gave the kernels: {_initializers_used(model)}")
+            print(textwrap.fill(f"reinitialize(model) gave the kernels: "
+                                f"{_initializers_used(model)}", 80, subsequent_indent="  "))
         print(f"training with {label} ({args.epochs} epoch{'s' if args.epochs > 1 else ''}):")
         runs[key] = {"label": label, **_train(label, model, data, args.epochs,
                                               os.path.join(args.out, key))}
