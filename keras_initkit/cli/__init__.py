@@ -31,7 +31,16 @@ class _Parser(argparse.ArgumentParser):
 
 
 class UsageError(Exception):
-    """Bad input found after parsing: reported like an argparse error, exit code 2."""
+    """Bad input found after parsing: reported like an argparse error, exit code 2.
+
+    Example:
+    >>> from keras_initkit.cli import UsageError
+    >>> str(UsageError("--out: cannot create 'x'"))
+    "--out: cannot create 'x'"
+
+    Reference:
+    - [argparse](https://docs.python.org/3/library/argparse.html) (exit code 2 on usage errors)
+    """
 
 
 def _add_model_options(parser: argparse.ArgumentParser, activation: str, init: str,
@@ -52,7 +61,20 @@ def _add_model_options(parser: argparse.ArgumentParser, activation: str, init: s
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command's argument parser."""
+    """The command's argument parser, with the `study` and `demo` subcommands.
+
+    Returns:
+        An `argparse.ArgumentParser` whose errors are one line and exit code 2.
+
+    Example:
+    >>> from keras_initkit.cli import build_parser
+    >>> args = build_parser().parse_args(["study", "--activation", "tanh,relu"])
+    >>> args.activation, args.depth, args.width, args.batch
+    (['tanh', 'relu'], 10, 500, 1000)
+
+    Reference:
+    - [CS231n: weight initialization](https://cs231n.github.io/neural-networks-2/#init)
+    """
     parser = _Parser(prog=PROG, description=__doc__.split("\n\n")[1].replace("\n", " "))
     parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", metavar="{study,demo}", parser_class=_Parser)
@@ -146,4 +168,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-__all__ = ["build_parser", "main"]
+__all__ = ["UsageError", "build_parser", "main"]

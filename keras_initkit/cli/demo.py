@@ -26,6 +26,8 @@ from keras_initkit.model_init import lsuv, reinitialize
 from keras_initkit.stats import diagnose
 from keras_initkit.stats.export import atomic_write_text
 
+__all__ = ["run"]
+
 EVERY = 5  # record one training batch in 5
 BATCH_SIZE = 64
 LEARNING_RATE = 0.05
@@ -44,7 +46,7 @@ class _Progress(keras.callbacks.Callback):
               f"accuracy {logs['accuracy']:.3f}", flush=True)
 
 
-def load_data(seed: int) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+def _load_data(seed: int) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """scikit-learn's 8x8 digits, scaled to [0, 1], shuffled with `seed`, split 80/20."""
     from sklearn.datasets import load_digits
 
@@ -56,7 +58,7 @@ def load_data(seed: int) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarra
     return (x[:split], y[:split]), (x[split:], y[split:])
 
 
-def build_model(activation: str, init: str, *, depth: int, width: int, seed: int) -> Any:
+def _build_model(activation: str, init: str, *, depth: int, width: int, seed: int) -> Any:
     """`depth` x `Dense(width, activation)` with `init`, then a softmax over 10 digits."""
     function = activation_function(activation)
     layers = [keras.Input((64,))]
@@ -73,7 +75,7 @@ def _names(layers: list[str]) -> str:
     return ", ".join(layers) if len(layers) <= 4 else f"{layers[0]}, {layers[1]} ... {layers[-1]}"
 
 
-def summarize_findings(records: list[Any], std_ratio: float = 100.0) -> list[tuple[str, str]]:
+def _summarize_findings(records: list[Any], std_ratio: float = 100.0) -> list[tuple[str, str]]:
     """Per condition found in one read: `(which layers, what it means)`."""
     by_condition: dict[str, list[Any]] = defaultdict(list)
     for finding in diagnose(records, std_ratio=std_ratio):
@@ -123,8 +125,8 @@ def _train(label: str, model: Any, data: tuple, epochs: int, folder: str) -> dic
         "test_accuracy": float(accuracy),
         "first_step": reads[0][0].step,
         "last_step": reads[-1][0].step,
-        "at_start": summarize_findings(reads[0]),
-        "at_end": summarize_findings(reads[-1]),
+        "at_start": _summarize_findings(reads[0]),
+        "at_end": _summarize_findings(reads[-1]),
         "std_at_start": {r.layer: r.stats["std"] for r in reads[0]},
         "std_at_end": {r.layer: r.stats["std"] for r in reads[-1]},
         "files": sorted(os.listdir(folder)),
@@ -157,7 +159,25 @@ def _initializers_used(model: Any) -> str:
 
 
 def run(args: Any) -> int:
-    """The `demo` command."""
+    """Runs `keras-initkit demo` with parsed arguments; returns the exit code.
+
+    Args:
+        args: the `argparse.Namespace` of `keras_initkit.cli.build_parser()` for `demo`
+            (`activation`, `init`, `depth`, `width`, `epochs`, `seed`, `out`).
+
+    Returns:
+        0. Bad input raises `keras_initkit.cli.UsageError` (exit code 2 from `main`).
+
+    Example:
+    >>> from keras_initkit.cli import build_parser
+    >>> args = build_parser().parse_args(["demo", "--epochs", "1", "--out", "runs/x"])
+    >>> args.activation, args.init, args.depth
+    (['tanh'], ['normal:0.01'], 8)
+
+    Reference:
+    - [Glorot & Bengio, 2010](https://proceedings.mlr.press/v9/glorot10a.html)
+    - [Mishkin & Matas, 2016](https://arxiv.org/abs/1511.06422) (watching per-layer stats)
+    """
     from keras_initkit.cli import UsageError
 
     if len(args.activation) != 1 or len(args.init) != 1:
@@ -172,7 +192,7 @@ def run(args: Any) -> int:
     except OSError as error:
         raise UsageError(f"--out: cannot create {args.out!r}: {error.strerror}") from None
     activation, init = args.activation[0], args.init[0]
-    data = load_data(args.seed)
+    data = _load_data(args.seed)
     print(f"digits (8x8 images, {len(data[0][0])} to train, {len(data[1][0])} to test); "
           f"{args.depth} x Dense({args.width}, {activation}),\nSGD {LEARNING_RATE} with "
           f"momentum 0.9, backend {keras.backend.backend()};\nActivationStats records one "
@@ -181,7 +201,7 @@ def run(args: Any) -> int:
     runs = {}
     for key, label in (("bad_init", f"init {init}"), ("reinitialized", "reinitialize(model)")):
         keras.utils.set_random_seed(args.seed)
-        model = build_model(activation, init, depth=args.depth, width=args.width,
+        model = _build_model(activation, init, depth=args.depth, width=args.width,
                             seed=args.seed)
         if init == "lsuv":
             lsuv(model, data[0][0][:512], seed=args.seed)

@@ -28,6 +28,18 @@ from keras_initkit.model_init import lsuv
 from keras_initkit.stats import saturation_bounds, summarize
 from keras_initkit.stats.export import atomic_save, atomic_write_text
 
+__all__ = [
+    "StudyResult",
+    "build_stack",
+    "diagnose_stack",
+    "format_result",
+    "format_summary",
+    "plot",
+    "run",
+    "run_study",
+    "to_json",
+]
+
 BINS = 50
 MAX_PANELS = 10  # histogram panels per row of the figure (layers evenly spread)
 COLLAPSED_STD = 1e-3  # below this a layer's output carries (almost) nothing
@@ -49,6 +61,15 @@ class StudyResult:
             `nan_count`, `inf_count`.
         histograms: per layer, `(low, high, counts)` over `BINS` equal bins.
         flags: the conditions found, in words (empty when the stack is healthy).
+
+    Example:
+    >>> from keras_initkit.cli.study import run_study
+    >>> [result] = run_study(["relu"], ["he_normal"], depth=3, width=64, batch=128)
+    >>> result.initializer, result.verdict
+    ('HeNormal(seed=0)', 'healthy')
+
+    Reference:
+    - [He et al., 2015](https://arxiv.org/abs/1502.01852)
     """
 
     activation: str
@@ -64,7 +85,7 @@ class StudyResult:
         return self.flags[0].split(":")[0] if self.flags else "healthy"
 
 
-def describe(initializer: Any) -> str:
+def _describe(initializer: Any) -> str:
     """A short description of an initializer: its class and the arguments that matter."""
     if type(initializer).__module__.startswith("keras_initkit"):
         return repr(initializer)
@@ -79,6 +100,25 @@ def build_stack(activation: str, init: str, *, depth: int, width: int, seed: int
 
     Layer `i` gets the initializer `init` with the int seed `seed + i`, so every
     activation is studied with the same weights.
+
+    Args:
+        activation: an activation name.
+        init: an initializer spec, as `run_study` takes them.
+        depth: number of layers.
+        width: units per layer, and the input width.
+        seed: the first layer's weight seed.
+
+    Returns:
+        A built `keras.Sequential`.
+
+    Example:
+    >>> from keras_initkit.cli.study import build_stack
+    >>> model = build_stack("tanh", "glorot_normal", depth=3, width=8, seed=0)
+    >>> [layer.name for layer in model.layers]
+    ['layer_1', 'layer_2', 'layer_3']
+
+    Reference:
+    - [CS231n: weight initialization](https://cs231n.github.io/neural-networks-2/#init)
     """
     function = activation_function(activation)
     layers = [keras.Input((width,))]
@@ -109,8 +149,30 @@ def _g(value: float) -> str:
 
 
 def diagnose_stack(activation: str, layers: list[dict[str, float]]) -> list[str]:
-    """The conditions of one stack, in words: non-finite, identical units, collapsed,
-    vanishing, exploding, saturated, dead. An empty list means healthy."""
+    """The conditions of one stack, in words; an empty list means healthy.
+
+    Checked: NaN/Inf; identical units (every output equal: zero init); collapsed (last
+    std below `COLLAPSED_STD`); vanishing or exploding (std changing more than
+    `VANISH_RATIO` times over the stack); saturated (more than `SATURATED` of a bounded
+    activation's outputs at its bounds); dead (more than `DEAD` exactly zero).
+
+    Args:
+        activation: the activation's name (for the wording).
+        layers: per layer, the statistics of `keras_initkit.stats.summarize`.
+
+    Returns:
+        A list of sentences, each starting with its condition and a colon.
+
+    Example:
+    >>> from keras_initkit.cli.study import diagnose_stack
+    >>> rows = [dict(std=s, nan_count=0, inf_count=0, zero_fraction=0.0,
+    ...              saturated_fraction=0.0) for s in (0.2, 0.01, 1e-5)]
+    >>> diagnose_stack("tanh", rows)[0].split(":")[0]
+    'collapsed'
+
+    Reference:
+    - [Glorot & Bengio, 2010](https://proceedings.mlr.press/v9/glorot10a.html)
+    """
     depth = len(layers)
     stds = [row["std"] for row in layers]
     flags = []
@@ -199,7 +261,7 @@ def run_study(
                     "nan_count", "inf_count")})
                 histograms.append(_histogram(keras.ops.convert_to_numpy(h).ravel(), bounds))
             result = StudyResult(
-                activation, init, describe(model.layers[0].kernel_initializer), rows,
+                activation, init, _describe(model.layers[0].kernel_initializer), rows,
                 histograms, diagnose_stack(activation, rows))
             results.append(result)
             if progress is not None:
@@ -216,7 +278,24 @@ def _cell(value: float, percent: bool = False) -> str:
 
 
 def format_result(result: StudyResult, width: int = 80) -> str:
-    """One combination as a text block: a header, one row per layer, its flags."""
+    """One combination as a text block: a header, one row per layer, its flags.
+
+    Args:
+        result: a `StudyResult`.
+        width: the terminal width the flags are wrapped to.
+
+    Returns:
+        The block, without a trailing newline.
+
+    Example:
+    >>> from keras_initkit.cli.study import format_result, run_study
+    >>> [result] = run_study(["tanh"], ["normal:0.01"], depth=2, width=16, batch=32)
+    >>> print(format_result(result).splitlines()[0])
+    tanh with normal:0.01: RandomNormal(mean=0, stddev=0.01)
+
+    Reference:
+    - [CS231n: weight initialization](https://cs231n.github.io/neural-networks-2/#init)
+    """
     lines = [f"{result.activation} with {result.init}: {result.initializer}"]
     lines.append(f"{'layer':>7} {'mean':>12} {'std':>12} {'min':>11} {'max':>11} "
                  f"{'% zero':>8} {'% sat':>7}")
@@ -232,7 +311,27 @@ def format_result(result: StudyResult, width: int = 80) -> str:
 
 
 def format_summary(results: list[StudyResult], width: int = 80) -> str:
-    """One line per combination: first and last layer std, and the verdict."""
+    """One line per combination: first and last layer std, and the verdict.
+
+    Args:
+        results: the `StudyResult`s of one study.
+        width: lines are cut to this many characters.
+
+    Returns:
+        The table, a header line first.
+
+    Example:
+    >>> from keras_initkit.cli.study import format_summary, run_study
+    >>> results = run_study(["relu"], ["glorot_normal", "he_normal"], depth=10, width=200,
+    ...                     batch=200)
+    >>> print(format_summary(results))  # doctest: +NORMALIZE_WHITESPACE
+    activation    init              std @1    std @10  verdict
+    relu          glorot_normal   ...  vanishing
+    relu          he_normal       ...  healthy
+
+    Reference:
+    - [He et al., 2015](https://arxiv.org/abs/1502.01852)
+    """
     depth = len(results[0].layers)
     last = f"std @{depth}"
     lines = [f"{'activation':<14}{'init':<16}{'std @1':>11}{last:>11}  verdict"]
@@ -249,7 +348,26 @@ def _json_number(value: float) -> float | None:
 
 def to_json(results: list[StudyResult], config: dict[str, Any]) -> str:
     """The study as JSON: the configuration and, per combination, every layer's numbers,
-    histogram and the flags. NaN (not applicable) and infinities are written as null."""
+    histogram and the flags. NaN (not applicable) and infinities are written as null.
+
+    Args:
+        results: the `StudyResult`s of one study.
+        config: what produced them (written under `"config"`).
+
+    Returns:
+        The JSON text, ending in a newline.
+
+    Example:
+    >>> import json
+    >>> from keras_initkit.cli.study import run_study, to_json
+    >>> results = run_study(["relu"], ["he_normal"], depth=2, width=8, batch=16)
+    >>> payload = json.loads(to_json(results, {"depth": 2}))
+    >>> payload["results"][0]["layers"][0]["saturated_fraction"] is None  # relu: no bound
+    True
+
+    Reference:
+    - [CS231n: weight initialization](https://cs231n.github.io/neural-networks-2/#init)
+    """
     payload = {
         "config": config,
         "results": [
@@ -275,8 +393,20 @@ def plot(results: list[StudyResult]) -> Any:
     """The lesson's figure: per combination (one row), the mean and the std per layer,
     then one histogram per layer (at most `MAX_PANELS`, spread over the depth).
 
+    Args:
+        results: the `StudyResult`s of one study.
+
     Returns:
         A `matplotlib.figure.Figure` (built without pyplot); save it with `savefig`.
+
+    Example:
+    >>> from keras_initkit.cli.study import plot, run_study
+    >>> figure = plot(run_study(["tanh"], ["normal:1.0"], depth=3, width=8, batch=16))
+    >>> len(figure.axes)  # mean, std and one histogram per layer
+    5
+
+    Reference:
+    - [CS231n: weight initialization](https://cs231n.github.io/neural-networks-2/#init)
     """
     from keras_initkit.stats.plots import require_matplotlib
 
@@ -321,7 +451,27 @@ def plot(results: list[StudyResult]) -> Any:
 
 
 def run(args: Any) -> int:
-    """The `study` command: runs the study and prints/writes what `args` asks for."""
+    """Runs `keras-initkit study` with parsed arguments; returns the exit code.
+
+    Args:
+        args: the `argparse.Namespace` of `keras_initkit.cli.build_parser()` for `study`.
+
+    Returns:
+        0. Bad input raises `keras_initkit.cli.UsageError` (exit code 2 from `main`).
+
+    Example:
+    >>> from keras_initkit.cli import build_parser
+    >>> from keras_initkit.cli.study import run
+    >>> args = build_parser().parse_args(["study", "--activation", "selu", "--init",
+    ...                                   "auto", "--depth", "2", "--width", "8",
+    ...                                   "--batch", "16", "--json", "-"])
+    >>> run(args)  # doctest: +ELLIPSIS
+    {...}
+    0
+
+    Reference:
+    - [Klambauer et al., 2017](https://arxiv.org/abs/1706.02515) (SELU with LeCun normal)
+    """
     from keras_initkit.cli import UsageError
 
     if args.plot:
