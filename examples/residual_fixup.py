@@ -83,7 +83,7 @@ def main():
                     loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         history = net.fit(*train, epochs=6, batch_size=64, verbose=0)
         loss, accuracy = net.evaluate(*test, verbose=0)
-        results[name] = loss
+        results[name] = (loss, accuracy)
         print(f"{name:>18}: train loss {history.history['loss'][0]:.3g} (epoch 1) -> "
               f"{history.history['loss'][-1]:.3g}; test loss {loss:.3g}, "
               f"accuracy {accuracy:.3f}")
@@ -95,7 +95,8 @@ def main():
     print(f"saved {path}; block0 initializers after reload: {kinds}")
 
     assert gap == 0.0, gap
-    assert np.isfinite(results["zero_init_residual"]), results
+    # Measured on TF, JAX and torch: the defaults diverge (accuracy ~0.11), zero-init ~0.97.
+    assert results["zero_init_residual"][1] > results["Keras defaults"][1] + 0.5, results
     assert kinds == ["Fixup", "ResidualZeros"], kinds
 
 

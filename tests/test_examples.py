@@ -20,12 +20,24 @@ def _run(script, out_dir):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
     return subprocess.run(
         [sys.executable, str(script), "--out", str(out_dir)],
+        check=False,
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
         timeout=240,
     )
+
+
+# A line each example must print, beyond its own asserts: the number that makes its point.
+EXPECTED = {
+    "reinitialize_saved_model": r"reloaded initializers: \['HeNormal', 'LecunNormal'\]",
+    "residual_fixup": r"at init: \|trunk - stem\| max 0\.0e\+00",
+    "lsuv": r"test accuracy after 8 epochs: N\(0, 0\.05\^2\) [0-9.]+, lsuv (0\.[89]|1\.0)",
+    "custom_activation": r"calculate_gain\(isru\) = 1\.7042",
+    "load_saved_model": r"max \|reloaded - trained\| prediction: 0\.0e\+00[\s\S]*"
+    r"Could not locate class 'MaxoutDense'",
+}
 
 
 @pytest.mark.slow
@@ -40,6 +52,8 @@ def test_example_runs(script, tmp_path):
         match = re.search(r"test accuracy after reload: ([0-9.]+)", result.stdout)
         assert match, f"no accuracy line in the output:\n{result.stdout}"
         assert float(match.group(1)) > 0.8, result.stdout
+    if script.stem in EXPECTED:
+        assert re.search(EXPECTED[script.stem], result.stdout), result.stdout
 
 
 def test_examples_exist():
