@@ -1,9 +1,12 @@
 """Runs every script in examples/ in a fresh process; each must exit with code 0.
 
 Every example accepts `--out DIR` for the files it writes. The subprocess inherits the
-environment, so it runs on the same KERAS_BACKEND as the test session.
+environment, so it runs on the same KERAS_BACKEND as the test session. The selected
+examples run two at a time (one per core of the CI machine), each with one OpenMP thread,
+so they take half the wall time and torch's thread pools do not fight over the cores.
 """
 
+import concurrent.futures
 import os
 import re
 import subprocess
@@ -14,10 +17,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+PARALLEL = 2
 
 
 def _run(script, out_dir):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
+           "OMP_NUM_THREADS": "1"}
     return subprocess.run(
         [sys.executable, str(script), "--out", str(out_dir)],
         check=False,
@@ -27,6 +32,21 @@ def _run(script, out_dir):
         text=True,
         timeout=240,
     )
+
+
+@pytest.fixture(scope="module")
+def example_runs(request, tmp_path_factory):
+    """`{example stem: Future of its CompletedProcess}` for the selected examples, started
+    together on a pool of `PARALLEL` workers."""
+    selected = [
+        item.callspec.params["script"] for item in request.session.items
+        if getattr(item, "originalname", None) == "test_example_runs"
+    ]
+    with concurrent.futures.ThreadPoolExecutor(PARALLEL) as pool:
+        yield {
+            script.stem: pool.submit(_run, script, tmp_path_factory.mktemp(script.stem))
+            for script in selected
+        }
 
 
 # A line each example must print, beyond its own asserts: the number that makes its point.
@@ -42,8 +62,8 @@ EXPECTED = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("script", EXAMPLES, ids=[p.stem for p in EXAMPLES])
-def test_example_runs(script, tmp_path):
-    result = _run(script, tmp_path)
+def test_example_runs(script, example_runs):
+    result = example_runs[script.stem].result()
     assert result.returncode == 0, (
         f"{script.name} exited with {result.returncode}\n"
         f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"

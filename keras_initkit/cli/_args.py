@@ -4,7 +4,6 @@ raises `argparse.ArgumentTypeError` with a one-line message naming the allowed v
 from __future__ import annotations
 
 import argparse
-import math
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -13,37 +12,21 @@ BACKENDS = ("tensorflow", "jax", "torch")
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {value}")
-    return value
+def _int_at_least(minimum: int, words: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {words}; got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {words}; got {value}")
+        return value
+
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    """An integer >= 0 (a seed)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0; got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0; got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """A finite float > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive number; got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number; got {text!r}")
-    return value
+positive_int = _int_at_least(1, "a positive integer")  # depth, width, batch, epochs
+non_negative_int = _int_at_least(0, "an integer >= 0")  # seeds
 
 
 def choice_list(allowed: Sequence[str], check: Callable[[str], Any] | None = None) -> Callable:

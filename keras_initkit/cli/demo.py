@@ -110,7 +110,6 @@ def _train(label: str, model: Any, data: tuple, epochs: int, folder: str) -> dic
               callbacks=[stats, _Progress(label, epochs)])
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
     reads = _reads(stats)
-    plots = []
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -118,7 +117,6 @@ def _train(label: str, model: Any, data: tuple, epochs: int, folder: str) -> dic
                                  ("histograms.png", stats.plot_histograms(step=reads[0][0].step)),
                                  ("histograms_over_time.png", stats.plot_histograms(over_time=True))):
                 figure.savefig(os.path.join(folder, name), dpi=90)
-                plots.append(name)
     except ImportError as error:  # matplotlib is optional (the `plot` extra)
         print(f"  (no plots: {error})")
     return {
