@@ -58,6 +58,8 @@ def _snake(name: str) -> str:
 
 
 ALL_OBJECTS: dict[str, type] = {**_CLASSES, **{_snake(k): v for k, v in _CLASSES.items()}}
+# Keras's compatibility alias of a class we replace resolves to ours too.
+_KERAS_ALIASES: dict[str, type] = {"OrthogonalInitializer": Orthogonal}
 
 # Aliases are the same classes (as in JAX); their names also resolve in Keras strings.
 for _name in ("XavierNormal", "XavierUniform", "KaimingNormal", "KaimingUniform"):
@@ -70,9 +72,10 @@ def get(identifier: Any) -> Any:
     """Returns an initializer for an identifier, preferring keras_initkit's classes.
 
     Resolves our class names and snake-case ids (`"he_normal"`, `"xavier_uniform"`,
-    `"kaiming_normal"`, `"orthogonal"`, `"fixup"`), with or without the
-    `"keras_initkit>"` prefix, to keras_initkit's initializers; config dicts produced by
-    `serialize`; instances (returned as they are); and, failing those, anything
+    `"kaiming_normal"`, `"orthogonal"`, Keras's alias `"OrthogonalInitializer"`,
+    `"fixup"`), with or without the `"keras_initkit>"` prefix, to keras_initkit's
+    initializers; config dicts, whether `serialize` or Keras wrote them (see
+    `deserialize`); instances (returned as they are); and, failing those, anything
     `keras.initializers.get` accepts (`"random_normal"`, `"zeros"`, ...).
 
     Args:
@@ -90,22 +93,52 @@ def get(identifier: Any) -> Any:
     Reference:
     - [Keras initializers](https://keras.io/api/layers/initializers/)
     """
+    return get_as("initializer", identifier)
+
+
+def get_as(argument: str, identifier: Any) -> Any:
+    """`get(identifier)`, with errors that name `argument` (e.g. `"kernel_initializer"`).
+
+    Args:
+        argument: the name of the argument the identifier was passed as.
+        identifier: as for `get`.
+
+    Example:
+    >>> keras_initkit.initializers.get_as("base", "he_normal")
+    HeNormal()
+
+    Reference:
+    - [Keras initializers](https://keras.io/api/layers/initializers/)
+    """
     if identifier is None:
         return None
     if isinstance(identifier, str):
         key = identifier[len(_PREFIX):] if identifier.startswith(_PREFIX) else identifier
-        if key in ALL_OBJECTS:
-            return ALL_OBJECTS[key]()
+        if key in ALL_OBJECTS or key in _KERAS_ALIASES:
+            return {**ALL_OBJECTS, **_KERAS_ALIASES}[key]()
         try:
             return keras.initializers.get(identifier)
-        except ValueError:
+        except (ValueError, TypeError):
             raise ValueError(
-                f"initializer must be one of {', '.join(sorted(ALL_OBJECTS))} or a "
+                f"{argument} must be one of {', '.join(sorted(ALL_OBJECTS))} or a "
                 f"keras.initializers name; got {identifier!r}"
             ) from None
     if isinstance(identifier, dict):
-        return deserialize(identifier)
-    return keras.initializers.get(identifier)
+        try:
+            return deserialize(identifier)
+        except (ValueError, TypeError, KeyError) as error:
+            raise ValueError(
+                f"{argument} could not be rebuilt from the config {identifier!r}: {error}"
+            ) from None
+    if callable(identifier) and not isinstance(identifier, type):
+        return identifier  # an initializer instance or a function(shape, dtype)
+    try:
+        return keras.initializers.get(identifier)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"{argument} must be an initializer, a name, a config dict, an array or None; "
+            f"got {identifier!r}"
+        ) from None
 
 
 def serialize(initializer: Any) -> dict[str, Any]:
@@ -127,6 +160,10 @@ def serialize(initializer: Any) -> dict[str, Any]:
 def deserialize(config: dict[str, Any], custom_objects: dict[str, Any] | None = None) -> Any:
     """Rebuilds an initializer from `serialize`'s dict; our class names take precedence.
 
+    A dict that Keras wrote for one of the classes keras_initkit replaces (`HeNormal`,
+    `VarianceScaling`, `Orthogonal`, ... with no `registered_name` or Keras's module)
+    gives keras_initkit's class, built from the same arguments, as `get` does for names.
+
     Args:
         config: the dict `serialize` returns (or a `{"class_name", "config"}` dict).
         custom_objects: optional extra classes to resolve names against.
@@ -140,6 +177,18 @@ def deserialize(config: dict[str, Any], custom_objects: dict[str, Any] | None = 
     Reference:
     - [Keras serialization](https://keras.io/guides/serialization_and_saving/)
     """
+    if not isinstance(config, dict):
+        raise ValueError(f"config must be a dict from serialize(); got {config!r}")
+    class_name = config.get("class_name")
+    registered = config.get("registered_name")
+    ours = {**_CLASSES, **_KERAS_ALIASES}.get(class_name) if isinstance(class_name, str) else None
+    if ours is not None and (
+        registered in (None, class_name) or str(registered).startswith(_PREFIX)
+    ) and not (custom_objects and class_name in custom_objects):
+        inner = config.get("config", {})
+        if not isinstance(inner, dict):
+            raise ValueError(f"config['config'] must be a dict; got {inner!r}")
+        return ours.from_config(inner)
     return keras.saving.deserialize_keras_object(
         config, custom_objects={**_CLASSES, **(custom_objects or {})}
     )

@@ -10,11 +10,26 @@ release migrate old configs.
 from __future__ import annotations
 
 import inspect
+import re
+import warnings
 from typing import Any
 
 from keras_initkit.version import __version__
 
 VERSION_KEY = "keras_initkit_version"
+
+
+def _parse(version: Any) -> tuple[int, ...]:
+    """`"0.1.0"` -> `(0, 1, 0)`; raises naming the key for anything that is not a version."""
+    match = re.fullmatch(r"(\d+)\.(\d+)(?:\.(\d+))?\S*", version) if isinstance(
+        version, str
+    ) else None
+    if match is None:
+        raise ValueError(
+            f"{VERSION_KEY} in the config must be a version string such as "
+            f"{__version__!r}; got {version!r}. The config is malformed."
+        )
+    return tuple(int(part or 0) for part in match.groups())
 
 
 def versioned(config: dict[str, Any]) -> dict[str, Any]:
@@ -27,7 +42,21 @@ class VersionedConfig:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Any:
-        config = {k: v for k, v in config.items() if k != VERSION_KEY}
+        if not isinstance(config, dict):
+            raise ValueError(f"config of {cls.__name__} must be a dict; got {config!r}")
+        config = dict(config)
+        written_by = config.pop(VERSION_KEY, None)
+        if written_by is not None and _parse(written_by) > _parse(__version__):
+            accepted = inspect.signature(cls.__init__).parameters
+            unknown = sorted(k for k in config if k not in accepted)
+            dropped = f"; ignoring its unknown arguments {unknown}" if unknown else ""
+            warnings.warn(
+                f"{cls.__name__} config was written by keras_initkit {written_by}, newer than "
+                f"the installed {__version__}{dropped}. Upgrade keras_initkit to load it as "
+                "it was saved.",
+                stacklevel=2,
+            )
+            config = {k: v for k, v in config.items() if k in accepted}
         return cls(**config)
 
     def __repr__(self) -> str:

@@ -15,10 +15,36 @@ from keras_initkit.initializers._checks import check_choice
 POLICIES = ("fixed_point", "torch")
 
 
+# Closed forms of 1 / sqrt(E[phi(z)^2]), used where they exist (float64-exact).
+# Maxout: E[max of k unit normals ^ 2] is 1 (k=2), 1 + sqrt(3)/(2 pi) (k=3), 1 + sqrt(3)/pi (k=4).
+_CLOSED_FORMS: dict[str, Any] = {
+    "linear": lambda p: 1.0,
+    "relu": lambda p: math.sqrt(2.0),
+    "leaky_relu": lambda p: math.sqrt(2.0) / math.hypot(1.0, p),
+    "prelu": lambda p: math.sqrt(2.0) / math.hypot(1.0, p),
+    "selu": lambda p: 1.0,
+    "maxout": lambda p: {
+        2: 1.0,
+        3: 1.0 / math.sqrt(1.0 + math.sqrt(3.0) / (2.0 * math.pi)),
+        4: 1.0 / math.sqrt(1.0 + math.sqrt(3.0) / math.pi),
+    }.get(p),
+}
+
+
 @functools.cache
 def _fixed_point_gain(name: str, param: Any) -> float:
+    closed = _CLOSED_FORMS.get(name)
+    value = closed(param) if closed is not None else None
+    if value is not None:
+        return value
     entry = nonlinearities.NONLINEARITIES[name]
-    return 1.0 / math.sqrt(nonlinearities.second_moment(entry, param))
+    moment = nonlinearities.second_moment(entry, param)
+    if not (math.isfinite(moment) and moment > 0):
+        raise ValueError(
+            f"param ({entry.param_name} of {name!r}) is out of the range where the gain is "
+            f"defined: E[{name}(z)^2] is {moment!r}; got param={param!r}"
+        )
+    return 1.0 / math.sqrt(moment)
 
 
 def _numeric_gain(fn: Any) -> float:

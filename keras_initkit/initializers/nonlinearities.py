@@ -22,6 +22,13 @@ def _norm_cdf(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + _erf(x / math.sqrt(2.0)))
 
 
+_erfc = np.vectorize(math.erfc, otypes=[float])
+
+
+def _norm_sf(x: np.ndarray) -> np.ndarray:
+    return 0.5 * _erfc(x / math.sqrt(2.0))  # 1 - cdf(x), accurate where cdf(x) ~ 1
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free logistic
 
@@ -82,11 +89,20 @@ def _number(value: Any) -> bool:
 
 
 _ANY_REAL = (_number, "a finite number")
+# Parameters that scale the input (beta, frequency) must keep `param * x` finite in float16.
+_BOUNDED = (lambda v: _number(v) and abs(v) <= 65504.0, "a finite number in [-65504, 65504]")
+_BOUNDED_POSITIVE = (
+    lambda v: _number(v) and 0 < v <= 65504.0,
+    "a finite number in (0, 65504]",
+)
 _NON_NEGATIVE = (lambda v: _number(v) and v >= 0, "a finite number >= 0")
 _POSITIVE = (lambda v: _number(v) and v > 0, "a finite number > 0")
+# Up to 2**63 pieces the largest of k unit normals stays well inside the integration grid.
+MAX_PIECES = 2**63
 _PIECES = (
-    lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 2,
-    "an int >= 2 (the number of linear pieces)",
+    lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+    and 2 <= v <= MAX_PIECES,
+    "an int in [2, 2**63] (the number of linear pieces)",
 )
 
 _ENTRIES = [
@@ -142,7 +158,7 @@ _ENTRIES = [
         lambda x, p: x * _sigmoid(p * x),
         param_name="beta",
         default_param=1.0,
-        param_check=_ANY_REAL,
+        param_check=_BOUNDED,
         stability="unstable",
     ),
     Nonlinearity("mish", lambda x, p: x * np.tanh(_softplus(x)), stability="unstable"),
@@ -194,7 +210,7 @@ _ENTRIES = [
         lambda x, p: x + np.sin(p * x) ** 2 / p,
         param_name="frequency",
         default_param=1.0,
-        param_check=_POSITIVE,
+        param_check=_BOUNDED_POSITIVE,
     ),
     Nonlinearity("tanhexp", lambda x, p: x * np.tanh(np.exp(np.minimum(x, 30.0)))),
     Nonlinearity("lisht", lambda x, p: x * np.tanh(x), stability="collapse"),
@@ -305,8 +321,11 @@ def integration_grid() -> np.ndarray:
 def second_moment(entry: Nonlinearity, param: Any) -> float:
     """E[phi(z)^2], z ~ N(0, 1): the quantity whose inverse square root is the gain."""
     if entry.name == "maxout":
-        # Density of the largest of k unit normals: k * pdf(x) * cdf(x)^(k-1).
-        density = param * _DENSITY * _norm_cdf(_GRID) ** (param - 1)
+        # Density of the largest of k unit normals: k * pdf(x) * cdf(x)^(k-1), in logs:
+        # for large k, cdf(x) near 1 must be written 1 - sf(x) with sf computed directly.
+        with np.errstate(divide="ignore"):  # log(cdf) = -inf far left: density 0 there
+            log_cdf = np.log1p(-_norm_sf(_GRID))
+        density = np.exp(math.log(param) + (float(param) - 1.0) * log_cdf) * _DENSITY
         return float(np.sum(_WEIGHTS * density * _GRID**2))
     if entry.fn is None:
         return 1.0

@@ -6,7 +6,7 @@ from typing import Any
 
 import keras
 
-from keras_initkit.initializers._checks import check_dtype, check_shape
+from keras_initkit.initializers._checks import check_dtype, check_int, check_shape
 from keras_initkit.initializers._config import VersionedConfig, versioned
 
 
@@ -34,7 +34,7 @@ class ResidualZeros(VersionedConfig, keras.initializers.Initializer):
     """
 
     def __call__(self, shape: Any, dtype: Any = None) -> Any:
-        return keras.ops.zeros(check_shape(shape), dtype=check_dtype(dtype))
+        return keras.ops.zeros(check_shape(shape, allow_empty=True), dtype=check_dtype(dtype))
 
     def get_config(self) -> dict[str, Any]:
         return versioned({})
@@ -54,8 +54,8 @@ class Fixup(VersionedConfig, keras.initializers.Initializer):
     Args:
         base: the initializer to scale, as an object or an identifier that
             `keras_initkit.initializers.get` resolves. Defaults to `"he_normal"`.
-        num_branches: int >= 1, L, the number of residual branches in the network.
-        branch_depth: int >= 2, m, the number of weighted layers in each branch.
+        num_branches: int in [1, 2**31], L, the number of residual branches in the network.
+        branch_depth: int in [2, 2**31], m, the number of weighted layers in each branch.
 
     Example:
     >>> init = keras_initkit.initializers.Fixup("he_normal", num_branches=16, branch_depth=3)
@@ -69,19 +69,14 @@ class Fixup(VersionedConfig, keras.initializers.Initializer):
     def __init__(
         self, base: Any = "he_normal", num_branches: int = 1, branch_depth: int = 2
     ) -> None:
-        from keras_initkit.initializers import get
+        from keras_initkit.initializers import get_as
 
-        for argument, value, low in (
-            ("num_branches", num_branches, 1),
-            ("branch_depth", branch_depth, 2),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{argument} must be an int >= {low}; got {value!r}")
+        # The bounds keep the factor a normal float32 (>= 2**-31) instead of 0.
+        self.num_branches = check_int("num_branches", num_branches, 1, 2**31)
+        self.branch_depth = check_int("branch_depth", branch_depth, 2, 2**31)
         if base is None:
             raise ValueError("base must be an initializer or an identifier; got None")
-        self.base = get(base)
-        self.num_branches = num_branches
-        self.branch_depth = branch_depth
+        self.base = get_as("base", base)
 
     @property
     def factor(self) -> float:
@@ -90,7 +85,10 @@ class Fixup(VersionedConfig, keras.initializers.Initializer):
 
     def __call__(self, shape: Any, dtype: Any = None) -> Any:
         dtype = check_dtype(dtype)
-        values = self.base(check_shape(shape), dtype=dtype)
+        shape = check_shape(shape, allow_empty=True)
+        if 0 in shape:
+            return keras.ops.zeros(shape, dtype=dtype)
+        values = self.base(shape, dtype=dtype)
         return keras.ops.cast(values * self.factor, dtype)
 
     def for_layer(self, layer: keras.layers.Layer, weight: Any = None) -> Fixup:

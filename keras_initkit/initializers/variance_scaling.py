@@ -14,6 +14,7 @@ from keras_initkit.initializers._checks import (
     check_dtype,
     check_positive,
     check_shape,
+    dtype_max,
 )
 from keras_initkit.initializers._config import VersionedConfig, versioned
 from keras_initkit.initializers.fans import Fans, compute_fans
@@ -118,12 +119,18 @@ class VarianceScaling(VersionedConfig, keras.initializers.VarianceScaling):
         nonlinearity, nonlinearity_gain = gain_lib.named_gain(nonlinearity, param)
         if fans is not None:
             try:
-                fan_in, fan_out = (check_positive("fans", float(f)) for f in fans)
+                fan_in, fan_out = (check_positive("fans", f) for f in fans)
             except (TypeError, ValueError):
                 raise ValueError(
                     f"fans must be None or (fan_in, fan_out) with positive entries; got {fans!r}"
                 ) from None
             fans = Fans(fan_in, fan_out)
+        if not math.isfinite(scale * (gain * nonlinearity_gain) * (gain * nonlinearity_gain) * 9):
+            raise ValueError(
+                "scale and gain are too large: the weights' standard deviation "
+                f"sqrt(scale) * gain * calculate_gain(nonlinearity) overflows; got scale={scale!r}, "
+                f"gain={gain!r}, nonlinearity={nonlinearity!r}"
+            )
         # Keras's own constructor handles the seed contract; it knows only three modes.
         super().__init__(
             scale=scale,
@@ -143,7 +150,8 @@ class VarianceScaling(VersionedConfig, keras.initializers.VarianceScaling):
     @property
     def variance_scale(self) -> float:
         """The numerator of the variance: `scale * gain^2 * calculate_gain(nonlinearity)^2`."""
-        return self.scale * (self.gain * self._nonlinearity_gain) ** 2
+        g = self.gain * self._nonlinearity_gain
+        return self.scale * (g * g)  # `g * g` gives inf, not OverflowError, for huge g
 
     def fan(self, shape: Any) -> float:
         """The fan that divides the variance, for `shape` (or `fans` when given)."""
@@ -160,31 +168,49 @@ class VarianceScaling(VersionedConfig, keras.initializers.VarianceScaling):
             fan = math.sqrt(fan_in * fan_out)
         return max(1.0, float(fan))
 
+    def _variance(self, shape: Any) -> float:
+        # As Keras: scale / fan, then the square root (float32 draws stay bit-equal).
+        return self.variance_scale / self.fan(shape)
+
     def stddev(self, shape: Any) -> float:
         """The standard deviation the drawn weights have, for `shape`."""
-        return math.sqrt(self.variance_scale / self.fan(shape))
+        return math.sqrt(self._variance(shape))
 
     def __call__(self, shape: Any, dtype: Any = None) -> Any:
-        shape = check_shape(shape)
+        shape = check_shape(shape, allow_empty=True)
         dtype = check_dtype(dtype)
-        std = self.stddev(shape)
-        # Draw in float32 (float64 when asked) and cast: low-precision RNG paths differ
-        # between backends, and the cast is what the layer stores anyway.
-        draw = "float64" if dtype == "float64" else "float32"
+        if 0 in shape:  # an empty weight, as Keras returns it
+            return keras.ops.zeros(shape, dtype=dtype)
+        # Drawn in the requested dtype, as Keras does, so float16/bfloat16 draws match.
+        variance = self._variance(shape)
         if self.distribution == "uniform":
-            limit = math.sqrt(3.0) * std
-            values = keras.random.uniform(
-                shape, minval=-limit, maxval=limit, dtype=draw, seed=self.seed
+            limit = math.sqrt(3.0 * variance)
+            self._check_fits(limit, dtype)
+            return keras.random.uniform(
+                shape, minval=-limit, maxval=limit, dtype=dtype, seed=self.seed
             )
-        elif self.distribution == "untruncated_normal":
-            values = keras.random.normal(shape, stddev=std, dtype=draw, seed=self.seed)
-        else:
-            wide = std / TRUNCATED_STD
-            values = keras.random.truncated_normal(shape, stddev=wide, dtype=draw, seed=self.seed)
-            # The torch backend resamples a bounded number of times and may keep a rare
-            # value outside the cut; clipping keeps the bound exact on every backend.
+        if self.distribution == "untruncated_normal":
+            std = math.sqrt(variance)
+            self._check_fits(8.0 * std, dtype)
+            return keras.random.normal(shape, mean=0.0, stddev=std, dtype=dtype, seed=self.seed)
+        wide = math.sqrt(variance) / TRUNCATED_STD
+        self._check_fits(2.0 * wide, dtype)
+        values = keras.random.truncated_normal(
+            shape, mean=0.0, stddev=wide, dtype=dtype, seed=self.seed
+        )
+        if keras.backend.backend() == "torch":
+            # Keras's torch backend keeps the first of four draws when all four fall
+            # outside the cut (~4 values per million); we clip those to the cut.
             values = keras.ops.clip(values, -2.0 * wide, 2.0 * wide)
-        return keras.ops.cast(values, dtype)
+        return values
+
+    def _check_fits(self, bound: float, dtype: str) -> None:
+        if not bound <= dtype_max(dtype):
+            raise ValueError(
+                f"scale and gain are too large for dtype {dtype}: the weights would reach "
+                f"{bound:.3g}, beyond its largest value {dtype_max(dtype):.5g}; got "
+                f"scale={self.scale!r}, gain={self.gain!r}, nonlinearity={self.nonlinearity!r}"
+            )
 
     def get_config(self) -> dict[str, Any]:
         return versioned({
@@ -228,12 +254,12 @@ class _Named(VarianceScaling):
 
     def __init__(
         self,
-        nonlinearity: Any = None,
-        param: Any = None,
-        gain: float = 1.0,
         seed: Any = None,
         input_axes: Any = None,
         output_axes: Any = None,
+        nonlinearity: Any = None,
+        param: Any = None,
+        gain: float = 1.0,
         fans: Any = None,
     ) -> None:
         self._setup(self._MODE, nonlinearity, param, gain, seed, input_axes, output_axes, fans)
@@ -278,13 +304,13 @@ class _FanInNamed(_Named):
 
     def __init__(
         self,
+        seed: Any = None,
+        input_axes: Any = None,
+        output_axes: Any = None,
         nonlinearity: Any = None,
         param: Any = None,
         gain: float = 1.0,
         mode: str = "fan_in",
-        seed: Any = None,
-        input_axes: Any = None,
-        output_axes: Any = None,
         fans: Any = None,
     ) -> None:
         self._setup(mode, nonlinearity, param, gain, seed, input_axes, output_axes, fans)

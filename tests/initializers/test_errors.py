@@ -62,19 +62,25 @@ def test_param_out_of_range():
         match=r"param \(negative_slope of 'leaky_relu'\) must be a finite number >= 0; got -0.2",
     ):
         ki.HeNormal(nonlinearity="leaky_relu", param=-0.2)
-    with pytest.raises(ValueError, match=r"param \(pieces of 'maxout'\) must be an int >= 2"):
+    with pytest.raises(ValueError, match=r"param \(pieces of 'maxout'\) must be an int in \[2, 2\*\*63\]"):
         ki.LecunNormal(nonlinearity="maxout", param=1)
 
 
-def test_shape_with_zero_dimension():
-    with pytest.raises(ValueError, match=r"shape must be a tuple of positive ints.*got \(3, 0\)"):
-        ki.HeNormal()((3, 0))
+@pytest.mark.parametrize("shape", [(3, 0), (0, 5), (0,), (2, 0, 4)])
+def test_shape_with_zero_dimension_is_empty_as_in_keras(shape):
+    for init in (ki.HeNormal(seed=1), ki.VarianceScaling(distribution="uniform"), ki.Fixup(),
+                 ki.ResidualZeros()):
+        values = init(shape)
+        assert tuple(values.shape) == shape
+        assert tuple(keras.initializers.HeNormal(seed=1)(shape).shape) == shape
+    if len(shape) >= 2:
+        assert tuple(ki.Orthogonal(seed=1)(shape).shape) == shape
 
 
 def test_shape_with_negative_dimension():
-    with pytest.raises(ValueError, match=r"shape must be a tuple of positive ints.*got \(-1, 4\)"):
+    with pytest.raises(ValueError, match=r"shape must be a tuple of non-negative ints.*\(-1, 4\)"):
         ki.GlorotUniform()((-1, 4))
-    with pytest.raises(ValueError, match="shape must be a tuple of positive ints"):
+    with pytest.raises(ValueError, match="shape must be a tuple of non-negative ints"):
         ki.ResidualZeros()((4, -1))
 
 
