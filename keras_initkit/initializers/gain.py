@@ -15,36 +15,51 @@ from keras_initkit.initializers._checks import check_choice
 POLICIES = ("fixed_point", "torch")
 
 
-# Closed forms of 1 / sqrt(E[phi(z)^2]), used where they exist (float64-exact).
-# Maxout: E[max of k unit normals ^ 2] is 1 (k=2), 1 + sqrt(3)/(2 pi) (k=3), 1 + sqrt(3)/pi (k=4).
-_CLOSED_FORMS: dict[str, Any] = {
+# Closed forms of E[phi(z)^2], used where they exist, so that gains are float64-exact
+# (relu: variance 2 / fan as Keras computes it). Maxout: E[(max of k unit normals)^2] is
+# 1 (k=2), 1 + sqrt(3)/(2 pi) (k=3), 1 + sqrt(3)/pi (k=4).
+_MAXOUT_MOMENTS = {2: 1.0, 3: 1.0 + math.sqrt(3.0) / (2.0 * math.pi), 4: 1.0 + math.sqrt(3.0) / math.pi}
+_CLOSED_MOMENTS: dict[str, Any] = {
     "linear": lambda p: 1.0,
-    "relu": lambda p: math.sqrt(2.0),
-    "leaky_relu": lambda p: math.sqrt(2.0) / math.hypot(1.0, p),
-    "prelu": lambda p: math.sqrt(2.0) / math.hypot(1.0, p),
+    "relu": lambda p: 0.5,
+    "leaky_relu": lambda p: 0.5 * (1.0 + p * p),
+    "prelu": lambda p: 0.5 * (1.0 + p * p),
     "selu": lambda p: 1.0,
-    "maxout": lambda p: {
-        2: 1.0,
-        3: 1.0 / math.sqrt(1.0 + math.sqrt(3.0) / (2.0 * math.pi)),
-        4: 1.0 / math.sqrt(1.0 + math.sqrt(3.0) / math.pi),
-    }.get(p),
+    "maxout": lambda p: _MAXOUT_MOMENTS.get(p),
 }
 
 
 @functools.cache
-def _fixed_point_gain(name: str, param: Any) -> float:
-    closed = _CLOSED_FORMS.get(name)
-    value = closed(param) if closed is not None else None
-    if value is not None:
-        return value
-    entry = nonlinearities.NONLINEARITIES[name]
-    moment = nonlinearities.second_moment(entry, param)
+def _second_moment(name: str, param: Any) -> float:
+    closed = _CLOSED_MOMENTS.get(name)
+    moment = closed(param) if closed is not None else None
+    if moment is None:
+        entry = nonlinearities.NONLINEARITIES[name]
+        moment = nonlinearities.second_moment(entry, param)
     if not (math.isfinite(moment) and moment > 0):
+        entry = nonlinearities.NONLINEARITIES[name]
         raise ValueError(
             f"param ({entry.param_name} of {name!r}) is out of the range where the gain is "
-            f"defined: E[{name}(z)^2] is {moment!r}; got param={param!r}"
+            f"finite: E[{name}(z)^2] is {moment!r}; got param={param!r}"
         )
-    return 1.0 / math.sqrt(moment)
+    return moment
+
+
+def _fixed_point_gain(name: str, param: Any) -> float:
+    if name in ("leaky_relu", "prelu"):
+        return math.sqrt(2.0) / math.hypot(1.0, param)  # no overflow for a huge slope
+    return math.sqrt(1.0 / _second_moment(name, param))
+
+
+def squared_gain(nonlinearity: Any, param: Any) -> float:
+    """`calculate_gain(nonlinearity, param) ** 2`, exact where a closed form exists.
+
+    For initializers: with it, `HeNormal` computes `2 / fan` to the last bit, as Keras does.
+    """
+    target, param = resolve(nonlinearity, param)
+    if isinstance(target, nonlinearities.Nonlinearity):
+        return 1.0 / _second_moment(target.name, param)
+    return _numeric_gain(target) ** 2
 
 
 def _numeric_gain(fn: Any) -> float:

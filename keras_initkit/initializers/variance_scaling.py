@@ -146,12 +146,13 @@ class VarianceScaling(VersionedConfig, keras.initializers.VarianceScaling):
         self.param = param
         self.fans = fans
         self._nonlinearity_gain = nonlinearity_gain
+        self._squared_gain = gain_lib.squared_gain(nonlinearity, param)
 
     @property
     def variance_scale(self) -> float:
         """The numerator of the variance: `scale * gain^2 * calculate_gain(nonlinearity)^2`."""
-        g = self.gain * self._nonlinearity_gain
-        return self.scale * (g * g)  # `g * g` gives inf, not OverflowError, for huge g
+        # Products, not `**`: a huge gain gives inf, never OverflowError.
+        return self.scale * (self.gain * self.gain) * self._squared_gain
 
     def fan(self, shape: Any) -> float:
         """The fan that divides the variance, for `shape` (or `fans` when given)."""

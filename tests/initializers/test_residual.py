@@ -48,11 +48,11 @@ def test_fixup_resolves_string_bases_and_layer_fans():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"num_branches": 0}, "num_branches must be an int >= 1"),
-        ({"branch_depth": 1}, "branch_depth must be an int >= 2"),
+        ({"num_branches": 0}, r"num_branches must be an int in \[1, 2147483648\]"),
+        ({"branch_depth": 1}, r"branch_depth must be an int in \[2, 2147483648\]"),
         ({"num_branches": 2.5}, "num_branches must be an int"),
         ({"base": None}, "base must be an initializer"),
-        ({"base": "no_such_init"}, "initializer must be one of"),
+        ({"base": "no_such_init"}, "base must be one of"),
     ],
 )
 def test_fixup_bad_arguments(kwargs, match):
