@@ -13,7 +13,7 @@ import numpy as np
 
 from keras_initkit.stats import gradient_output as output
 from keras_initkit.stats import gradients as gstats
-from keras_initkit.stats._gradient_hook import GradientHook, installed_hook
+from keras_initkit.stats._gradient_hook import GradientHook
 from keras_initkit.stats.gradient_diagnosis import GradientFinding, diagnose
 from keras_initkit.stats.gradient_output import GradientRecord
 
@@ -169,9 +169,6 @@ class GradientStats(keras.callbacks.Callback):
         _refuse_replicas(model)
         self._fit = self._fits
         self._fits += 1
-        stale = installed_hook(model)
-        if stale is not None:
-            stale.remove()
         variables = [v for v in model.trainable_variables if self._watched(_layer_path(model, v))]
         layout = gstats.GradientLayout(
             sizes=tuple(int(np.prod(v.shape)) for v in variables),

@@ -114,9 +114,12 @@ class GradientHook:
     # -- installing and removing ------------------------------------------------------
     def install(self) -> None:
         model, optimizer = self.model, self.optimizer
-        stale = installed_hook(model)
-        if stale is not None:
-            stale.remove()
+        if installed_hook(model) is not None:
+            # fit() calls make_train_function() before any callback, which removes a
+            # hook left by a fit that raised; so this one belongs to the running fit.
+            raise ValueError(
+                "Only one GradientStats can watch a model at a time; this fit has two."
+            )
         check()
         if optimizer is None:
             raise ValueError("GradientStats needs a compiled model (model.optimizer is None).")
