@@ -6,3 +6,7 @@ from keras_initkit.callbacks.activation_stats import (
 )
 
 __all__ = ["ActivationStats", "ActivationStatsWarning"]
+
+from keras_initkit.callbacks.gradient_stats import GradientStats, GradientStatsWarning  # noqa: E402
+
+__all__ += ["GradientStats", "GradientStatsWarning"]

@@ -1,0 +1,350 @@
+"""`GradientStats`: per-layer gradient, weight and update statistics recorded in-step."""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+
+from keras_initkit.stats import gradient_output as output
+from keras_initkit.stats import gradients as gstats
+from keras_initkit.stats._gradient_hook import GradientHook
+from keras_initkit.stats.gradient_diagnosis import GradientFinding, diagnose
+from keras_initkit.stats.gradient_output import GradientRecord
+
+_NEVER = 3.0e38
+
+
+class GradientStatsWarning(UserWarning):
+    """A diagnosis from `GradientStats` (vanishing, exploding, update ratio, NaN, dead)."""
+
+
+class GradientStats(keras.callbacks.Callback):
+    """Records per-variable gradient, weight and update statistics during `fit`, in-step.
+
+    For each trainable variable (grouped by the layer owning it) a record holds:
+
+    - the gradient: `gradient_norm`, `gradient_rms`, `gradient_mean`,
+      `gradient_max_abs`, `gradient_nonfinite` (NaN/Inf count),
+      `gradient_zero_fraction`, and a histogram of log10|g|;
+    - the weights before the step: `weight_norm`, `weight_rms`;
+    - the update the optimizer applied (after momentum or Adam, clipping, weight decay,
+      loss-scale unscaling): `update_norm`, `update_rms`, and `update_ratio` =
+      ||update|| / ||weights|| (cs231n's rule of thumb: about 1e-3);
+    - `size`, `ndim` and `steps` (training steps folded into the record).
+
+    Which gradient: the *weight* gradient dL/dW the trainer hands to the optimizer
+    (divided by the loss scale under mixed precision, before clipping), not the
+    back-propagated gradient dL/da of a layer's output. Glorot & Bengio (2010) show the
+    two can differ: weight-gradient variance can stay level across layers while
+    back-propagated gradients shrink towards the input.
+
+    How it records: while `fit` runs, the model's optimizer gets one extra float32
+    vector and its instance's `apply` (TF, torch) or `stateless_apply` (JAX) is wrapped
+    to fold the step's gradients and weights into it with `keras.ops`, inside the
+    compiled training step; a few floats per variable reach the host when a record is
+    due. When training ends everything is removed. A `fit` that raises skips
+    `on_train_end` (Keras), so the hook also removes itself when the model next trains
+    (any `fit` or `train_on_batch`), and `detach()` or `with GradientStats() as stats:`
+    remove it at once.
+
+    What a record covers: training runs in windows of `every` batches (or one epoch);
+    each window folds its last `batches_per_record` steps (`"all"`: every step) and
+    is read at its end. Norms are averaged over the folded steps, RMS and means are
+    over all their elements, `gradient_max_abs` is the maximum. With
+    `steps_per_execution=k`, windows end on multiples of `k`.
+
+    Diagnosis (as `GradientStatsWarning`s, once per condition and layer, and in
+    `.warnings`): gradients vanishing or exploding towards the input (the first
+    layer's weight-gradient RMS below 1/`gradient_ratio` or above `gradient_ratio`
+    times the last hidden layer's), update/weight ratios outside
+    `update_ratio_bounds`, non-finite gradients (naming the first variable), dead
+    layers (every gradient exactly zero on every folded step).
+
+    Args:
+        every: record every `every` training batches (int), or `"epoch"`. Defaults
+            to `50`.
+        batches_per_record: how many steps of each window a record folds: an int or
+            `"all"`. Defaults to `1`.
+        layers: which layers' variables to watch: `None` (all trainable variables), a
+            list of layer names or paths (`"outer/dense"`), or a predicate on the layer
+            path.
+        bins: log-spaced histogram bins between `histogram_range`'s edges. Defaults to
+            `44` (four per decade).
+        histogram_range: `(low, high)` in |gradient|, `0 < low < high`. Defaults to
+            `(1e-10, 10.0)`.
+        gradient_ratio: the vanishing/exploding threshold (> 1). Defaults to `100`.
+        update_ratio_bounds: `(low, high)` for the update/weight ratio. Defaults to
+            `(1e-5, 1e-1)`.
+        log_dir: if given, records are appended to `gradient_stats.csv` and
+            `gradient_stats.jsonl` there, and TensorBoard scalars and histograms go to
+            `log_dir/gradients`.
+        warn: whether to emit diagnoses as warnings (they reach `.warnings` anyway).
+
+    Example:
+    >>> model = keras.Sequential([keras.Input((8,)),
+    ...                           keras.layers.Dense(16, "tanh", name="hidden"),
+    ...                           keras.layers.Dense(1, name="out")])
+    >>> model.compile("sgd", "mse")
+    >>> stats = keras_initkit.callbacks.GradientStats(every=2, warn=False)
+    >>> _ = model.fit(np.ones((32, 8)), np.ones((32, 1)), batch_size=8, epochs=1,
+    ...               verbose=0, callbacks=[stats])
+    >>> sorted({(r.step, r.layer, r.variable) for r in stats.records})[:2]
+    [(2, 'hidden', 'bias'), (2, 'hidden', 'kernel')]
+    >>> list(stats.to_dataframe().columns)
+    ['fit', 'epoch', 'batch', 'step', 'layer', 'variable', 'statistic', 'value']
+
+    Reference:
+    - [Glorot & Bengio, 2010](https://proceedings.mlr.press/v9/glorot10a.html)
+      (gradients across depth)
+    - [CS231n, Neural Networks 3](https://cs231n.github.io/neural-networks-3/#ratio)
+      (the update/weight ratio)
+    """
+
+    def __init__(
+        self,
+        every: int | str = 50,
+        batches_per_record: int | str = 1,
+        layers: Sequence[str] | Callable[[str], bool] | None = None,
+        bins: int = 44,
+        histogram_range: tuple[float, float] = (1e-10, 10.0),
+        gradient_ratio: float = 100.0,
+        update_ratio_bounds: tuple[float, float] = (1e-5, 1e-1),
+        log_dir: str | os.PathLike[str] | None = None,
+        warn: bool = True,
+    ) -> None:
+        super().__init__()
+        self.every = _count("every", every, "epoch")
+        self.batches_per_record = _count("batches_per_record", batches_per_record, "all")
+        if not (layers is None or callable(layers) or _strings(layers)):
+            raise ValueError(
+                "layers must be None, a list of layer names or paths, or a predicate "
+                f"on the layer path; got {layers!r}"
+            )
+        self.layers = layers if layers is None or callable(layers) else list(layers)
+        self.bins = _count("bins", bins)
+        self.histogram_range = _range("histogram_range", histogram_range, positive=True)
+        if not float(gradient_ratio) > 1.0:
+            raise ValueError(f"gradient_ratio must be greater than 1; got {gradient_ratio!r}")
+        self.gradient_ratio = float(gradient_ratio)
+        self.update_ratio_bounds = _range("update_ratio_bounds", update_ratio_bounds, True)
+        self.log_dir = None if log_dir is None else os.fspath(log_dir)
+        self.warn = bool(warn)
+        self.records: list[GradientRecord] = []
+        self.warnings: list[str] = []
+        self._warned: set[tuple[str, str]] = set()
+        self._fits = 0
+        self._step = 0
+        self._hook: GradientHook | None = None
+        self._sink: output.LogDirSink | None = None
+
+    # -- attaching and detaching --------------------------------------------------------
+    def detach(self) -> None:
+        """Removes everything this callback attached to the model and its optimizer.
+
+        Safe to call at any time, also twice; `on_train_end` calls it.
+        """
+        if self._hook is not None:
+            if self._hook.installed:
+                self._model_synced()
+            self._hook.remove()
+            self._hook = None
+        if self._sink is not None:
+            self._sink.close()
+
+    def __enter__(self) -> GradientStats:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.detach()
+
+    # -- the fit lifecycle --------------------------------------------------------------
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        model = self.model
+        _refuse_replicas(model)
+        self._fit = self._fits
+        self._fits += 1
+        variables = [v for v in model.trainable_variables if self._watched(_layer_path(model, v))]
+        layout = gstats.GradientLayout(
+            sizes=tuple(int(np.prod(v.shape)) for v in variables),
+            ndims=tuple(len(v.shape) for v in variables),
+            bins=self.bins,
+            low=self.histogram_range[0],
+            high=self.histogram_range[1],
+        )
+        self._names = [(_layer_path(model, v), v.name) for v in variables]
+        self._hook = GradientHook(model, variables, layout)
+        self._hook.install()
+        if self.log_dir is not None and self._sink is None:
+            self._sink = output.LogDirSink(self.log_dir)
+        self._spe = int(getattr(model, "steps_per_execution", 1) or 1)
+        self._epoch, self._last_batch, self._bucket = 0, -1, 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._epoch, self._last_batch, self._bucket = epoch, -1, 0
+        if self._active():
+            self._model_synced()
+            self._start_window()
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        hook = self._hook
+        if hook is not None and hook.on_torch and hook.installed:
+            low, high = self._window
+            hook.fold_now = low <= self._tick < high  # torch: the host decides
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        steps = batch - self._last_batch
+        self._last_batch = batch
+        self._step += steps
+        self._tick += steps
+        if self.every != "epoch" and (batch + 1) // self.every > self._bucket:
+            self._bucket = (batch + 1) // self.every
+            self._record(batch)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self._active() and self._tick > 0:
+            self._record(self._last_batch)
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        self.detach()
+
+    # -- results ------------------------------------------------------------------------
+    def to_dataframe(self) -> Any:
+        """The records as a tidy pandas DataFrame.
+
+        Columns: `fit, epoch, batch, step, layer, variable, statistic, value`; one row
+        per record and statistic (histograms are in `.records` and the JSON outputs).
+        """
+        return output.to_dataframe(self.records)
+
+    def to_csv(self, path: str | os.PathLike[str]) -> None:
+        """Writes the tidy table (as `to_dataframe`) to `path`, atomically."""
+        output.write_csv(path, self.records)
+
+    def to_json(self, path: str | os.PathLike[str]) -> None:
+        """Writes every record, histograms included, and the warnings to `path`."""
+        output.write_json(path, self.records, self.warnings)
+
+    def plot(self, **kwargs: Any) -> Any:
+        """Gradient RMS and update/weight ratio per layer over training (a Figure).
+
+        Keyword arguments go to `keras_initkit.stats.gradient_plots.plot_gradient_stats`.
+        """
+        from keras_initkit.stats.gradient_plots import plot_gradient_stats
+
+        return plot_gradient_stats(self.records, update_ratio_bounds=self.update_ratio_bounds,
+                                   **kwargs)
+
+    # -- internals ----------------------------------------------------------------------
+    def _active(self) -> bool:
+        return self._hook is not None and self._hook.installed
+
+    def _model_synced(self) -> Any:
+        return self.model  # on JAX, reading the property syncs the model state
+
+    def _watched(self, path: str) -> bool:
+        if self.layers is None:
+            return True
+        if callable(self.layers):
+            return bool(self.layers(path))
+        return any(path == name or path.split("/")[-1] == name for name in self.layers)
+
+    def _window_end(self, start: int) -> int | None:
+        steps = (self.params or {}).get("steps")
+        if self.every == "epoch":
+            return steps
+        boundary = (start // self.every + 1) * self.every
+        end = -(-boundary // self._spe) * self._spe
+        return min(end, steps) if steps else end
+
+    def _start_window(self) -> None:
+        start = self._last_batch + 1
+        end = self._window_end(start)
+        count = None if self.batches_per_record == "all" else self.batches_per_record
+        if end is None:
+            low, high = 0, (count if count is not None else _NEVER)
+        else:
+            length = end - start
+            low, high = (0, length) if count is None else (max(length - count, 0), length)
+        self._window, self._tick = (low, high), 0
+        self._hook.start_window(low, high)
+
+    def _record(self, batch: int) -> None:
+        if not self._active():
+            return
+        self._model_synced()
+        hook = self._hook
+        results = gstats.finalize(hook.read(), hook.layout)
+        self._start_window()
+        if not results:
+            return
+        edges = hook.layout.edges
+        new = [
+            GradientRecord(self._fit, self._epoch, batch, self._step, layer, name, stats,
+                           edges, counts)
+            for (layer, name), (stats, counts) in zip(self._names, results)
+        ]  # fmt: skip
+        self.records.extend(new)
+        findings = diagnose(new, self.gradient_ratio, self.update_ratio_bounds)
+        messages = [m for f in findings if (m := self._report(f))]
+        if self._sink is not None:
+            self._sink.write(new, messages)
+
+    def _report(self, finding: GradientFinding) -> str | None:
+        fresh = [layer for layer in finding.layers if (finding.condition, layer) not in self._warned]
+        if not fresh:
+            return None
+        self._warned.update((finding.condition, layer) for layer in fresh)
+        message = f"GradientStats: {finding.message}"
+        self.warnings.append(message)
+        if self.warn:
+            warnings.warn(message, GradientStatsWarning, stacklevel=2)
+        return message
+
+
+def _layer_path(model: Any, variable: Any) -> str:
+    path = getattr(variable, "path", variable.name)
+    prefix = f"{model.name}/"
+    if path.startswith(prefix):
+        path = path[len(prefix) :]
+    return path.rsplit("/", 1)[0] if "/" in path else path
+
+
+def _refuse_replicas(model: Any) -> None:
+    if keras.backend.backend() != "tensorflow":
+        return
+    strategy = getattr(model, "distribute_strategy", None)
+    if strategy is not None and strategy.num_replicas_in_sync > 1:
+        raise NotImplementedError(
+            "GradientStats does not support tf.distribute with more than one replica yet "
+            f"({strategy.num_replicas_in_sync} replicas): the optimizer receives each "
+            "replica's own gradients, so the recorded values would not be global."
+        )
+
+
+def _strings(values: Any) -> bool:
+    return isinstance(values, (list, tuple)) and all(isinstance(v, str) for v in values)
+
+
+def _count(name: str, value: Any, allowed: str | None = None) -> Any:
+    if allowed is not None and value == allowed:
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        extra = f" or {allowed!r}" if allowed else ""
+        raise ValueError(f"{name} must be a positive int{extra}; got {value!r}")
+    return int(value)
+
+
+def _range(name: str, value: Any, positive: bool = False) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        low, high = math.nan, math.nan
+    if not (math.isfinite(low) and math.isfinite(high) and low < high and low > 0):
+        raise ValueError(f"{name} must be (low, high) with finite 0 < low < high; got {value!r}")
+    return low, high

@@ -1,0 +1,285 @@
+"""Where `GradientStats` meets Keras: the optimizer receiving the gradients.
+
+Every Keras 3 trainer hands the step's gradients to the model's optimizer:
+`optimizer.apply_gradients` -> `optimizer.apply` on TensorFlow, `optimizer.apply` on
+torch, and `optimizer.stateless_apply(optimizer_variables, grads, trainable_values)` on
+JAX, whose trainer threads the optimizer variables through the compiled step as state.
+`GradientHook` therefore
+
+- adds one float32 vector (`keras_initkit.stats.gradients`) to the optimizer's
+  variables, so JAX threads it like a momentum slot, and TF and torch simply assign it;
+- wraps the optimizer *instance*'s `apply` (TF, torch) or `stateless_apply` (JAX) to
+  read the weights before and after the original method and fold the gradients,
+  weights and updates into that vector (inside an `ops.cond`, so steps outside the
+  record window only advance a counter; on torch the host decides instead);
+- hides the vector from the optimizer's `save_own_variables`/`load_own_variables`, so
+  checkpoints written during `fit` load into a plain model;
+- wraps the model instance's `make_train_function`: `fit` and `train_on_batch` call it
+  without `force` before any callback runs, so a hook left behind by a `fit` that
+  raised (Keras skips `on_train_end` then) removes itself before the next training.
+
+The private optimizer attributes used are listed in `PRIVATE_API`; `check()` raises
+`KerasInternalsChanged` naming any that a Keras release no longer has (it runs at every
+`install`, and in the tests).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from keras_initkit.stats import gradients as gstats
+
+PRIVATE_API = (
+    ("_track_variable", "add the statistics vector to the optimizer's variables"),
+    ("_untrack_variable", "remove it again when training ends"),
+    (
+        "_trainable_variables",
+        "the order of the trainable values `stateless_apply` receives (JAX), and the "
+        "variables `apply(grads)` updates when called without them",
+    ),
+)
+_MARK = "_keras_initkit_gradient_hook"
+
+
+class KerasInternalsChanged(RuntimeError):
+    """A private Keras attribute `GradientStats` needs is gone or behaves differently."""
+
+
+def check() -> None:
+    """Raises `KerasInternalsChanged` naming any private optimizer attribute that changed.
+
+    It checks the behaviour relied on, on a throwaway optimizer: a tracked variable
+    appears in `optimizer.variables` and disappears when untracked, and
+    `_trainable_variables` lists the variables the optimizer was built on, in order.
+    """
+    layer = keras.layers.Dense(2)
+    layer.build((None, 3))
+    optimizer = keras.optimizers.SGD()
+    optimizer.build(layer.trainable_variables)
+    missing = [
+        f"BaseOptimizer.{name} ({why})"
+        for name, why in PRIVATE_API
+        if not hasattr(optimizer, name)
+    ]
+    if not missing:
+        probe = keras.Variable(0.0, trainable=False, name="probe")
+        optimizer._track_variable(probe)
+        tracked = any(v is probe for v in optimizer.variables)
+        optimizer._untrack_variable(probe)
+        untracked = all(v is not probe for v in optimizer.variables)
+        if not (tracked and untracked):
+            missing.append("BaseOptimizer._track_variable no longer feeds `variables`")
+        order = list(optimizer._trainable_variables)
+        if [id(v) for v in order] != [id(v) for v in layer.trainable_variables]:
+            missing.append("BaseOptimizer._trainable_variables is not the build order")
+    if missing:
+        raise KerasInternalsChanged(
+            f"keras {keras.__version__} no longer has: {', '.join(missing)}. "
+            "keras_initkit's GradientStats needs an update for this Keras release."
+        )
+
+
+def installed_hook(model: Any) -> GradientHook | None:
+    """The `GradientHook` currently installed on `model`, if any."""
+    return getattr(model.__dict__.get("make_train_function"), _MARK, None)
+
+
+class GradientHook:
+    """Installs, drives and removes the gradient statistics of one model's optimizer.
+
+    Args:
+        model: a compiled Keras model.
+        variables: the trainable variables to watch (a subset of
+            `model.trainable_variables`).
+        layout: the `GradientLayout` for them.
+    """
+
+    def __init__(self, model: Any, variables: list[Any], layout: gstats.GradientLayout):
+        self.model = model
+        self.optimizer = model.optimizer
+        self.variables = list(variables)
+        self.layout = layout
+        self.accumulator: Any = None
+        self.fold_now = False  # torch: the host's decision for the coming step
+        self.on_torch = keras.backend.backend() == "torch"
+        self._patches: list[tuple[Any, str, Any]] = []
+
+    @property
+    def installed(self) -> bool:
+        return self.accumulator is not None
+
+    # -- installing and removing ------------------------------------------------------
+    def install(self) -> None:
+        model, optimizer = self.model, self.optimizer
+        if installed_hook(model) is not None:
+            # fit() calls make_train_function() before any callback, which removes a
+            # hook left by a fit that raised; so this one belongs to the running fit.
+            raise ValueError(
+                "Only one GradientStats can watch a model at a time; this fit has two."
+            )
+        check()
+        if optimizer is None:
+            raise ValueError("GradientStats needs a compiled model (model.optimizer is None).")
+        if not optimizer.built:
+            optimizer.build(model.trainable_variables)
+        self.accumulator = keras.Variable(
+            self.layout.empty(),
+            trainable=False,
+            autocast=False,
+            dtype="float32",
+            name="gradient_stats",
+        )
+        optimizer._track_variable(self.accumulator)
+        if keras.backend.backend() == "jax":
+            self._patch(optimizer, "stateless_apply", self._wrap_stateless_apply)
+        else:
+            self._patch(optimizer, "apply", self._wrap_apply)
+        self._patch(optimizer, "save_own_variables", self._wrap_save)
+        self._patch(optimizer, "load_own_variables", self._wrap_load)
+        self._patch(model, "make_train_function", self._wrap_make_train_function)
+        model.make_train_function(force=True)  # fit() built it before on_train_begin
+
+    def remove(self) -> None:
+        """Leaves the model and optimizer exactly as they were before `install`."""
+        for owner, name, previous in reversed(self._patches):
+            owner.__dict__.pop(name, None)
+            if previous is not None:
+                object.__setattr__(owner, name, previous)
+        self._patches = []
+        if self.accumulator is not None:
+            self.optimizer._untrack_variable(self.accumulator)
+            self.accumulator = None
+            self.model.train_function = None  # the compiled step still holds the fold
+
+    def _patch(self, owner: Any, name: str, wrap: Any) -> None:
+        previous = owner.__dict__.get(name)
+        wrapper = wrap(getattr(owner, name))
+        setattr(wrapper, _MARK, self)
+        self._patches.append((owner, name, previous))
+        object.__setattr__(owner, name, wrapper)  # bypasses Keras attribute tracking
+
+    # -- host side ----------------------------------------------------------------------
+    def start_window(self, fold_from: float, fold_until: float) -> None:
+        """Empties the vector; the window folds its steps `fold_from..fold_until-1`."""
+        self.accumulator.assign(self.layout.empty(fold_from, fold_until))
+
+    def read(self) -> Any:
+        """The vector as NumPy (on JAX the model must have been synced)."""
+        return ops.convert_to_numpy(self.accumulator.value)
+
+    # -- the wrappers -------------------------------------------------------------------
+    def _scale(self, optimizer_values: list[Any] | None = None) -> Any:
+        """The loss scale carried by the gradients the trainer passes, or None."""
+        optimizer = self.optimizer
+        dynamic = getattr(optimizer, "dynamic_scale", None)
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) and dynamic is not None:
+            if optimizer_values is not None:
+                return optimizer_values[_position(optimizer.variables, dynamic)]
+            return ops.copy(dynamic.value)
+        factor = getattr(optimizer, "loss_scale_factor", None)
+        return None if factor is None else float(factor)
+
+    def _wrap_apply(self, apply: Any) -> Any:
+        def apply_and_record(grads: Any, trainable_variables: Any = None) -> Any:
+            if self.on_torch and not self.fold_now:
+                return apply(grads, trainable_variables)
+            given = (
+                list(trainable_variables)
+                if trainable_variables is not None
+                else list(self.optimizer._trainable_variables)
+            )
+            grads = list(grads)
+            where = {id(v): i for i, v in enumerate(given)}
+            picked = [where.get(id(v)) for v in self.variables]
+            watched = [None if i is None else grads[i] for i in picked]
+            # Snapshots: TF reads the variable here (ops.convert_to_tensor would pass the
+            # tf.Variable itself through); torch updates it in place.
+            before = [ops.copy(v.value) for v in self.variables]
+            scale = self._scale()
+            result = apply(grads, trainable_variables)
+            after = [ops.copy(v.value) for v in self.variables]
+            state = ops.copy(self.accumulator.value)
+            if self.on_torch:
+                new = gstats.fold(state, watched, before, after, self.layout, scale)
+            else:
+                new = ops.cond(
+                    gstats.should_fold(state),
+                    lambda: gstats.fold(state, watched, before, after, self.layout, scale),
+                    lambda: gstats.tick(state),
+                )
+            self.accumulator.assign(new)
+            return result
+
+        return apply_and_record
+
+    def _wrap_stateless_apply(self, stateless_apply: Any) -> Any:
+        def stateless_apply_and_record(
+            optimizer_variables: Any, grads: Any, trainable_variables: Any
+        ) -> Any:
+            optimizer = self.optimizer
+            index = _position(optimizer.variables, self.accumulator)
+            order = list(optimizer._trainable_variables)
+            picked = [_position(order, v) for v in self.variables]
+            state = optimizer_variables[index]
+            scale = self._scale(list(optimizer_variables))
+            new_trainable, new_optimizer = stateless_apply(
+                optimizer_variables, grads, trainable_variables
+            )
+            watched = [grads[i] for i in picked]
+            before = [trainable_variables[i] for i in picked]
+            after = [new_trainable[i] for i in picked]
+            new = ops.cond(
+                gstats.should_fold(state),
+                lambda: gstats.fold(state, watched, before, after, self.layout, scale),
+                lambda: gstats.tick(state),
+            )
+            new_optimizer = list(new_optimizer)
+            new_optimizer[index] = new
+            return new_trainable, new_optimizer
+
+        return stateless_apply_and_record
+
+    def _wrap_save(self, save: Any) -> Any:
+        def save_without_statistics(store: Any) -> None:
+            index = _position(self.optimizer.variables, self.accumulator)
+            everything: dict[str, Any] = {}
+            save(everything)
+            values = [everything[str(i)] for i in range(len(everything))]
+            del values[index]
+            for i, value in enumerate(values):
+                store[str(i)] = value
+
+        return save_without_statistics
+
+    def _wrap_load(self, load: Any) -> Any:
+        def load_without_statistics(store: Any) -> None:
+            variables = self.optimizer.variables
+            index = _position(variables, self.accumulator)
+            if len(store.keys()) != len(variables) - 1:
+                return load(store)  # Keras says what does not match
+            values = [store[str(i)] for i in range(len(variables) - 1)]
+            values.insert(index, self.accumulator.numpy())
+            return load({str(i): value for i, value in enumerate(values)})
+
+        return load_without_statistics
+
+    def _wrap_make_train_function(self, make_train_function: Any) -> Any:
+        def make_train_function_or_clean_up(force: bool = False) -> Any:
+            if not force:  # a new fit or train_on_batch: ours ended without on_train_end
+                self.remove()
+                return self.model.make_train_function(force=force)
+            return make_train_function(force=force)
+
+        return make_train_function_or_clean_up
+
+
+def _position(values: list[Any], item: Any) -> int:
+    for index, value in enumerate(values):
+        if value is item:
+            return index
+    raise KerasInternalsChanged(
+        f"GradientStats lost track of {getattr(item, 'path', item)!r} in the optimizer."
+    )

@@ -1,0 +1,213 @@
+"""The in-step fold of gradient, weight and update statistics, in one float32 vector.
+
+The vector is laid out as
+
+    [tick, fold_from, fold_until, steps, block_0, block_1, ...]
+
+with one block per watched trainable variable:
+
+    [grad_norm, grad_sumsq, grad_sum, grad_max_abs, grad_nonfinite, grad_zeros,
+     weight_norm, weight_sumsq, update_norm, update_sumsq, histogram (bins + 2)]
+
+Sums run over the folded steps of a window (`steps` of them). `fold` uses `keras.ops`
+only, so it runs inside the compiled training step on every backend. The histogram bins
+`log10 |g|` evenly between `log10(low)` and `log10(high)`; the first bin below holds
+exact zeros and values under `low`, the last one values over `high` and infinities.
+NaN gradients are counted in `grad_nonfinite` and left out of the histogram.
+
+Which gradient: the gradient of the training loss with respect to the variable (the
+*weight* gradient, dL/dW), as the trainer hands it to the optimizer, divided by the loss
+scale under mixed precision, before clipping. It is not the back-propagated gradient
+dL/da of a layer's output (Glorot & Bengio, 2010, show the two can behave differently).
+The update is the change of the variable over the step, as the optimizer applied it
+(after momentum or Adam, clipping, weight decay and constraints). Weight statistics are
+of the values before the step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+from keras import ops
+
+TICK, FOLD_FROM, FOLD_UNTIL, STEPS = range(4)
+HEAD = 4
+FIELDS = (
+    "grad_norm", "grad_sumsq", "grad_sum", "grad_max_abs", "grad_nonfinite", "grad_zeros",
+    "weight_norm", "weight_sumsq", "update_norm", "update_sumsq",
+)  # fmt: skip
+_F = {name: i for i, name in enumerate(FIELDS)}
+
+# The scalar statistics of a record, in the order tables and files list them.
+STATISTICS = (
+    "gradient_norm",
+    "gradient_rms",
+    "gradient_mean",
+    "gradient_max_abs",
+    "gradient_nonfinite",
+    "gradient_zero_fraction",
+    "weight_norm",
+    "weight_rms",
+    "update_norm",
+    "update_rms",
+    "update_ratio",
+    "size",
+    "ndim",
+    "steps",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class GradientLayout:
+    """What the vector holds: the watched variables' sizes and the histogram bins.
+
+    Attributes:
+        sizes: the number of elements of each watched variable, in order.
+        ndims: their numbers of dimensions (2 or more: a weight matrix).
+        bins: histogram bins between `low` and `high` (plus under- and overflow bins).
+        low: the smallest |g| of the first bin (> 0).
+        high: the largest |g| of the last bin.
+    """
+
+    sizes: tuple[int, ...]
+    ndims: tuple[int, ...] = ()
+    bins: int = 44
+    low: float = 1e-10
+    high: float = 10.0
+
+    @property
+    def block(self) -> int:
+        return len(FIELDS) + self.bins + 2
+
+    @property
+    def size(self) -> int:
+        return HEAD + self.block * len(self.sizes)
+
+    @property
+    def edges(self) -> np.ndarray:
+        """The `bins + 1` bin edges in |g| (log-spaced)."""
+        return np.logspace(math.log10(self.low), math.log10(self.high), self.bins + 1)
+
+    def empty(self, fold_from: float = 0.0, fold_until: float = 0.0) -> np.ndarray:
+        """The vector of a new window folding ticks `fold_from <= tick < fold_until`."""
+        vector = np.zeros(self.size, dtype="float32")
+        vector[FOLD_FROM], vector[FOLD_UNTIL] = fold_from, fold_until
+        return vector
+
+
+def should_fold(state):
+    """Whether the step about to run is in the window's folded range (a boolean tensor)."""
+    tick = state[TICK]
+    return ops.logical_and(tick >= state[FOLD_FROM], tick < state[FOLD_UNTIL])
+
+
+def tick(state):
+    """`state` with the step counter advanced (a step that does not fold)."""
+    return ops.concatenate([ops.expand_dims(state[TICK] + 1.0, 0), state[1:]])
+
+
+def fold(state, grads, before, after, layout: GradientLayout, scale=None):
+    """`state` with one step's gradients, weights and updates folded in.
+
+    Args:
+        state: the current vector.
+        grads: one gradient per watched variable (`None`: no gradient, counted as zeros).
+        before: the variables' values before the step.
+        after: their values after the step.
+        layout: the `GradientLayout` of `state`.
+        scale: the loss scale the gradients carry (divided out), or `None`.
+    """
+    head = state[:HEAD] + ops.convert_to_tensor([1.0, 0.0, 0.0, 1.0], "float32")
+    blocks = [head]
+    for index, (g, w0, w1) in enumerate(zip(grads, before, after)):
+        start = HEAD + index * layout.block
+        old = state[start : start + layout.block]
+        w0 = ops.reshape(ops.cast(w0, "float32"), (-1,))
+        w1 = ops.reshape(ops.cast(w1, "float32"), (-1,))
+        g = ops.zeros_like(w0) if g is None else ops.reshape(ops.cast(g, "float32"), (-1,))
+        if scale is not None:
+            g = g / ops.cast(scale, "float32")
+        size = float(layout.sizes[index])
+        blocks.append(_fold_one(old, ops.stop_gradient(g), w0, w1, layout, size))
+    return ops.concatenate(blocks)
+
+
+def _fold_one(old, g, w0, w1, layout: GradientLayout, size: float):
+    g_sumsq = ops.sum(ops.square(g))
+    w_sumsq = ops.sum(ops.square(w0))
+    u = w1 - w0
+    u_sumsq = ops.sum(ops.square(u))
+    absolute = ops.abs(g)
+    fields = ops.stack(
+        [
+            ops.sqrt(g_sumsq),
+            g_sumsq,
+            ops.sum(g),
+            ops.max(absolute),
+            size - ops.sum(ops.cast(ops.isfinite(g), "float32")),
+            ops.sum(ops.cast(ops.equal(g, 0.0), "float32")),
+            ops.sqrt(w_sumsq),
+            w_sumsq,
+            ops.sqrt(u_sumsq),
+            u_sumsq,
+        ]
+    )
+    n, m = len(FIELDS), _F["grad_max_abs"]  # sums, except the running maximum
+    head = ops.concatenate(
+        [old[:m] + fields[:m], ops.maximum(old[m : m + 1], fields[m : m + 1]),
+         old[m + 1 : n] + fields[m + 1 :]]
+    )
+    nb = layout.bins
+    low, high = math.log10(layout.low), math.log10(layout.high)
+    position = (ops.log10(absolute) - low) * (nb / (high - low))
+    index = ops.floor(ops.clip(position, -1.0, float(nb))) + 1.0
+    index = ops.cast(ops.where(ops.isnan(g), nb + 2.0, index), "int32")
+    counts = ops.segment_sum(ops.ones_like(g), index, num_segments=nb + 3)[: nb + 2]
+    return ops.concatenate([head, old[n:] + counts])
+
+
+def finalize(vector: np.ndarray, layout: GradientLayout) -> list[tuple[dict, np.ndarray]]:
+    """Per variable: its statistics (see `STATISTICS`) and histogram counts (`bins + 2`).
+
+    Empty when no step was folded.
+    """
+    vector = np.asarray(vector, dtype="float64")
+    steps = vector[STEPS]
+    if steps <= 0:
+        return []
+    out = []
+    for index, size in enumerate(layout.sizes):
+        start = HEAD + index * layout.block
+        block = vector[start : start + layout.block]
+        f = {name: block[i] for i, name in enumerate(FIELDS)}
+        elements = max(size, 1) * steps
+        weight_norm = f["weight_norm"] / steps
+        update_norm = f["update_norm"] / steps
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = update_norm / weight_norm if weight_norm > 0 else math.nan
+        stats = {
+            "gradient_norm": f["grad_norm"] / steps,
+            "gradient_rms": math.sqrt(f["grad_sumsq"] / elements)
+            if f["grad_sumsq"] >= 0
+            else math.nan,
+            "gradient_mean": f["grad_sum"] / elements,
+            "gradient_max_abs": f["grad_max_abs"],
+            "gradient_nonfinite": f["grad_nonfinite"],
+            "gradient_zero_fraction": f["grad_zeros"] / elements,
+            "weight_norm": weight_norm,
+            "weight_rms": math.sqrt(f["weight_sumsq"] / elements)
+            if f["weight_sumsq"] >= 0
+            else math.nan,
+            "update_norm": update_norm,
+            "update_rms": math.sqrt(f["update_sumsq"] / elements)
+            if f["update_sumsq"] >= 0
+            else math.nan,
+            "update_ratio": ratio,
+            "size": float(size),
+            "ndim": float(layout.ndims[index]) if layout.ndims else math.nan,
+            "steps": float(steps),
+        }
+        out.append((stats, block[len(FIELDS) :].copy()))
+    return out

@@ -1,0 +1,441 @@
+"""GradientStats on real training runs: equality with autodiff references, training
+unchanged, removal (also after an interrupted fit), windows, diagnosis, outputs."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+import keras_initkit
+from keras_initkit.callbacks import GradientStats, GradientStatsWarning
+from keras_initkit.stats import _gradient_hook
+from keras_initkit.stats.gradient_output import load_json
+
+BACKEND = keras.backend.backend()
+REL = 1e-5  # float32 reductions over at most a few thousand elements
+
+
+def mlp(seed=0, activation="tanh", width=16, depth=2, initializer="glorot_uniform",
+        inputs=12, outputs=3):
+    keras.utils.set_random_seed(seed)
+    layers = [keras.Input((inputs,))]
+    layers += [keras.layers.Dense(width, activation, kernel_initializer=initializer,
+                                  name=f"dense_{i}") for i in range(depth)]
+    layers.append(keras.layers.Dense(outputs, "softmax", name="out"))
+    return keras.Sequential(layers, name="mlp")
+
+
+def data(n=32, features=12, classes=3, seed=1):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, features)).astype("float32")
+    y = rng.integers(0, classes, n)
+    return x, y
+
+
+def reference_gradients(model, loss_fn, x, y):
+    """dL/dW of `loss_fn(y, model(x))` by the backend's own autodiff, as NumPy."""
+    variables = model.trainable_variables
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        grads = tape.gradient(loss, [v.value for v in variables])
+    elif BACKEND == "jax":
+        import jax
+
+        others = [v.value for v in model.non_trainable_variables]
+
+        def loss_of(values):
+            y_pred, _ = model.stateless_call(values, others, x, training=True)
+            return loss_fn(y, y_pred)
+
+        grads = jax.grad(loss_of)([v.value for v in variables])
+    else:
+        import torch
+
+        for v in variables:
+            v.value.grad = None
+        loss = loss_fn(torch.as_tensor(y), model(torch.as_tensor(x), training=True))
+        loss.backward()
+        grads = [v.value.grad for v in variables]
+    return [np.asarray(keras.ops.convert_to_numpy(g), "float64") for g in grads]
+
+
+def by_variable(records):
+    return {(r.layer, r.variable): r for r in records}
+
+
+def close(a, b, rel=REL):
+    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-12)
+
+
+# -- equality with the references -------------------------------------------------------
+@pytest.mark.parametrize("jit_compile", [False, True] if BACKEND != "torch" else [False])
+def test_recorded_statistics_equal_autodiff_reference_and_weight_change(jit_compile):
+    model = mlp()
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    model.compile(keras.optimizers.Adam(0.01), loss_fn, jit_compile=jit_compile)
+    x, y = data()
+    grads = reference_gradients(model, loss_fn, x, y)
+    before = [v.numpy().astype("float64") for v in model.trainable_variables]
+    stats = GradientStats(every=1, warn=False)
+    model.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0, callbacks=[stats])
+    after = [v.numpy().astype("float64") for v in model.trainable_variables]
+    records = by_variable(stats.records)
+    assert len(records) == len(grads) == 6
+    edges = np.log10(stats.records[0].edges)
+    for v, g, w0, w1 in zip(model.trainable_variables, grads, before, after):
+        r = records[(v.path.split("/")[1], v.name)]
+        s = r.stats
+        assert close(s["gradient_norm"], np.linalg.norm(g))
+        assert close(s["gradient_rms"], np.sqrt(np.mean(g**2)))
+        assert math.isclose(s["gradient_mean"], g.mean(), rel_tol=1e-4, abs_tol=1e-8)
+        assert close(s["gradient_max_abs"], np.abs(g).max())
+        assert s["gradient_nonfinite"] == 0
+        assert close(s["weight_norm"], np.linalg.norm(w0))
+        # Adam's actual step, read as the weights' change over the step.
+        assert close(s["update_norm"], np.linalg.norm(w1 - w0), rel=1e-4)
+        if np.any(w0):
+            assert close(s["update_ratio"], np.linalg.norm(w1 - w0) / np.linalg.norm(w0), 1e-4)
+        else:  # biases start at zero: no ratio
+            assert math.isnan(s["update_ratio"])
+        assert s["steps"] == 1 and s["size"] == g.size
+        # the log10|g| histogram, bin for bin (values on an edge may move by one bin)
+        logs = np.log10(np.abs(g[g != 0]))
+        counts, _ = np.histogram(logs, bins=edges)
+        assert np.abs(r.counts[1:-1] - counts).sum() <= 2
+        assert r.counts.sum() == g.size
+
+
+def test_sgd_update_is_learning_rate_times_gradient():
+    model = mlp()
+    model.compile(keras.optimizers.SGD(0.05), "sparse_categorical_crossentropy")
+    x, y = data()
+    stats = GradientStats(every=1, warn=False)
+    model.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0, callbacks=[stats])
+    for r in stats.records:
+        assert close(r.stats["update_norm"], 0.05 * r.stats["gradient_norm"], rel=1e-4)
+
+
+# -- training unchanged, and nothing left behind ----------------------------------------
+def _train(callbacks, jit_compile="auto"):
+    model = mlp(seed=3)
+    model.compile(keras.optimizers.SGD(0.1, momentum=0.9), "sparse_categorical_crossentropy",
+                  jit_compile=jit_compile)
+    x, y = data(n=64)
+    history = model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0,
+                        callbacks=callbacks)
+    return model, history.history["loss"], [v.numpy() for v in model.weights]
+
+
+def test_training_is_bit_identical_with_and_without_the_callback():
+    _, plain_loss, plain_weights = _train([])
+    stats = GradientStats(every=1, warn=False)
+    model, loss, weights = _train([stats])
+    assert loss == plain_loss
+    for a, b in zip(weights, plain_weights):
+        np.testing.assert_array_equal(a, b)
+    assert len(stats.records) == 8 * 6
+
+
+def test_everything_is_removed_after_fit(tmp_path):
+    model = mlp()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    x, y = data()
+    model.fit(x, y, epochs=1, verbose=0)
+    plain = len(model.optimizer.variables)
+    checkpoint = str(tmp_path / "mid.keras")
+
+    class SaveMidFit(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 1:
+                assert len(self.model.optimizer.variables) == plain + 1  # ours, while fitting
+                self.model.save(checkpoint)
+
+    stats = GradientStats(every=1, warn=False)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[stats, SaveMidFit()])
+    assert len(model.optimizer.variables) == plain
+    assert not {"apply", "stateless_apply", "save_own_variables", "load_own_variables"} & set(
+        model.optimizer.__dict__)
+    assert "make_train_function" not in model.__dict__
+    assert model.train_function is None
+    assert _gradient_hook.installed_hook(model) is None
+    # the checkpoint written mid-fit loads into a plain model, optimizer state included
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Keras warns when optimizer variables mismatch
+        loaded = keras.saving.load_model(checkpoint)
+    assert len(loaded.optimizer.variables) == plain
+
+
+class Boom(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 1:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_fit_is_cleaned_up_by_the_next_training():
+    model = mlp()
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = data()
+    model.fit(x, y, epochs=1, verbose=0)
+    plain = len(model.optimizer.variables)
+    stats = GradientStats(every=1, warn=False)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[stats, Boom()])
+    hook = _gradient_hook.installed_hook(model)
+    assert hook is not None  # Keras skipped on_train_end
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)  # a plain fit: the hook goes first
+    assert _gradient_hook.installed_hook(model) is None
+    assert len(model.optimizer.variables) == plain
+    assert not hook.installed
+
+
+def test_detach_and_context_manager_remove_the_hook_at_once():
+    model = mlp()
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = data()
+    with GradientStats(every=1, warn=False) as stats:
+        with pytest.raises(KeyboardInterrupt):
+            model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[stats, Boom()])
+        assert _gradient_hook.installed_hook(model) is not None
+    assert _gradient_hook.installed_hook(model) is None
+    assert model.train_function is None
+    stats.detach()  # twice is harmless
+    # and the same callback records again in a later fit
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[stats])
+    assert stats.records[-1].fit == 1
+
+
+def test_internals_check_passes_on_this_keras():
+    _gradient_hook.check()
+
+
+# -- windows --------------------------------------------------------------------------
+@pytest.mark.skipif(BACKEND == "torch", reason="torch rejects steps_per_execution > 1")
+def test_windows_with_steps_per_execution():
+    model = mlp()
+    model.compile("sgd", "sparse_categorical_crossentropy", steps_per_execution=2)
+    x, y = data(n=64)
+    every = GradientStats(every=3, warn=False)
+    whole = GradientStats(every=3, batches_per_record="all", warn=False)
+    for stats in (every, whole):
+        model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0, callbacks=[stats])
+    steps = sorted({r.step for r in every.records})
+    assert steps == [4, 6, 8]
+    assert {r.stats["steps"] for r in every.records} == {1.0}
+    folded = {r.step: r.stats["steps"] for r in whole.records}
+    assert folded == {4: 4.0, 6: 2.0, 8: 2.0}
+
+
+def test_default_every_and_epoch_records():
+    model = mlp()
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = data(n=64)
+    per_epoch = GradientStats(every="epoch", warn=False)
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[per_epoch])
+    assert sorted({(r.epoch, r.step) for r in per_epoch.records}) == [(0, 8), (1, 16)]
+    default = GradientStats(warn=False)
+    assert default.every == 50
+    with pytest.raises(ValueError, match="Only one GradientStats can watch a model"):
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0,
+                  callbacks=[default, GradientStats(warn=False)])
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[default])
+    assert sorted({r.step for r in default.records}) == [8, 16]  # epoch ends, 8 < 50
+
+
+def test_layer_selection_and_nested_paths():
+    inner = keras.Sequential([keras.Input((16,)), keras.layers.Dense(8, name="d")],
+                             name="inner")
+    model = keras.Sequential([keras.Input((12,)), keras.layers.Dense(16, name="first"), inner,
+                              keras.layers.Dense(3, "softmax", name="out")], name="outer")
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = data()
+    chosen = GradientStats(every=1, layers=["inner/d", "out"], warn=False)
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[chosen])
+    assert {r.layer for r in chosen.records} == {"inner/d", "out"}
+
+
+@pytest.mark.parametrize(
+    "kwargs, text",
+    [
+        ({"every": 0}, "every must be a positive int or 'epoch'; got 0"),
+        ({"batches_per_record": "some"}, "batches_per_record must be a positive int"),
+        ({"histogram_range": (0.0, 1.0)}, "histogram_range must be (low, high)"),
+        ({"update_ratio_bounds": (1e-2, 1e-4)}, "update_ratio_bounds must be"),
+        ({"gradient_ratio": 1.0}, "gradient_ratio must be greater than 1; got 1.0"),
+        ({"layers": 3}, "layers must be None, a list"),
+    ],
+)
+def test_bad_arguments_are_refused_early(kwargs, text):
+    with pytest.raises(ValueError, match=None) as error:
+        GradientStats(**kwargs)
+    assert text in str(error.value)
+
+
+# -- diagnosis: the seeds' cases -------------------------------------------------------
+def seed_case(activation, initializer, optimizer, width=128, depth=10, steps=1):
+    keras.utils.set_random_seed(7)
+    model = mlp(seed=7, activation=activation, width=width, depth=depth,
+                initializer=initializer, inputs=width, outputs=10)
+    model.compile(optimizer, "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256 * steps, width)).astype("float32")
+    y = rng.integers(0, 10, 256 * steps)
+    stats = GradientStats(every=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(x, y, batch_size=256, epochs=1, shuffle=False, verbose=0, callbacks=[stats])
+    first = by_variable(r for r in stats.records if r.step == 1)
+    rms = [first[(f"dense_{i}", "kernel")].stats["gradient_rms"] for i in range(depth)]
+    said = [str(w.message) for w in caught if issubclass(w.category, GradientStatsWarning)]
+    return rms, stats, said
+
+
+def test_sigmoid_glorot_gradients_vanish_towards_the_input():
+    rms, stats, said = seed_case("sigmoid", "glorot_uniform", "sgd")
+    assert rms[0] < rms[-1] / 100
+    vanishing = [m for m in stats.warnings if "vanish towards the input" in m]
+    assert len(vanishing) == 1 and "dense_0" in vanishing[0] and "dense_9" in vanishing[0]
+    assert vanishing[0] in said
+
+
+def test_relu_he_gradients_stay_level():
+    rms, stats, _ = seed_case("relu", "he_normal", "sgd")
+    assert rms[-1] / 10 < rms[0] < rms[-1] * 10
+    assert not [m for m in stats.warnings if "vanish" in m or "explode" in m]
+
+
+def test_tiny_init_update_ratio_warning_names_every_layer():
+    initializer = keras.initializers.RandomNormal(stddev=0.01)
+    rms, stats, _ = seed_case("tanh", initializer, keras.optimizers.SGD(0.01))
+    assert max(rms) < 1e-6
+    small = [m for m in stats.warnings if "barely learn" in m]
+    assert len(small) == 1
+    for i in range(10):
+        assert f"dense_{i} (" in small[0]
+
+
+@pytest.mark.slow
+def test_seed_cases_at_full_width_500():
+    rms, stats, _ = seed_case("sigmoid", "glorot_uniform", "sgd", width=500)
+    assert rms[0] < rms[-1] / 100 and any("vanish" in m for m in stats.warnings)
+    rms, stats, _ = seed_case("relu", "he_normal", "sgd", width=500)
+    assert rms[-1] / 10 < rms[0] < rms[-1] * 10
+    assert not any("vanish" in m for m in stats.warnings)
+
+
+def test_nonfinite_gradients_name_the_first_variable():
+    model = mlp()
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = data()
+    x[3, 0] = np.nan
+    stats = GradientStats(every=1, warn=False)
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[stats])
+    assert stats.records[0].stats["gradient_nonfinite"] > 0
+    message = [m for m in stats.warnings if "non-finite" in m]
+    assert len(message) == 1 and "the first is dense_0/kernel" in message[0]
+
+
+def test_dead_layer_is_named():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((12,)),
+        keras.layers.Dense(8, "relu", name="alive"),
+        keras.layers.Dense(8, "relu", bias_initializer=keras.initializers.Constant(-100.0),
+                           name="dead"),
+        keras.layers.Dense(3, "softmax", name="out"),
+    ])  # fmt: skip
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = data()
+    stats = GradientStats(every=1, warn=False)
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[stats])
+    dead = [m for m in stats.warnings if "dead layers" in m]
+    # no gradient flows through "dead", so "alive" below it gets none either; "out" does
+    assert len(dead) == 1 and "of alive, dead was" in dead[0]
+    assert by_variable(stats.records)[("out", "bias")].stats["gradient_norm"] > 0
+
+
+# -- mixed precision ---------------------------------------------------------------------
+@pytest.mark.skipif(BACKEND == "torch", reason="fp16 matmuls on the torch CPU build are slow")
+def test_mixed_precision_records_the_unscaled_gradient_and_the_applied_update():
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = mlp()
+        loss_fn = keras.losses.SparseCategoricalCrossentropy()
+        model.compile(keras.optimizers.SGD(0.05), loss_fn)
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        x, y = data()
+        grads = reference_gradients(model, loss_fn, x, y)
+        before = [v.numpy().astype("float64") for v in model.trainable_variables]
+        stats = GradientStats(every=1, warn=False)
+        model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0, callbacks=[stats])
+        after = [v.numpy().astype("float64") for v in model.trainable_variables]
+    finally:
+        keras.config.set_dtype_policy("float32")
+    records = by_variable(stats.records)
+    for v, g, w0, w1 in zip(model.trainable_variables, grads, before, after):
+        s = records[(v.path.split("/")[1], v.name)].stats
+        # fp16 forward pass: the scaled-then-unscaled gradient agrees to fp16 precision
+        assert math.isclose(s["gradient_norm"], np.linalg.norm(g), rel_tol=1e-2)
+        assert close(s["update_norm"], np.linalg.norm(w1 - w0), rel=1e-4)
+        assert close(s["update_norm"], 0.05 * s["gradient_norm"], rel=1e-4)
+
+
+# -- outputs -------------------------------------------------------------------------------
+def test_log_dir_outputs_append_and_read_back(tmp_path):
+    model = mlp()
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = data(n=64)
+    stats = GradientStats(every=4, log_dir=tmp_path, warn=False)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[stats])
+    first_size = os.path.getsize(tmp_path / "gradient_stats.csv")
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[stats])
+    lines = (tmp_path / "gradient_stats.csv").read_text().splitlines()
+    assert lines[0] == "fit,epoch,batch,step,layer,variable,statistic,value"
+    assert sum(line.startswith("fit,") for line in lines) == 1  # header once: appended
+    assert os.path.getsize(tmp_path / "gradient_stats.csv") > first_size
+    frame = stats.to_dataframe()
+    assert len(lines) - 1 == len(frame)
+    assert sorted(frame["fit"].unique()) == [0, 1]
+    records, messages = load_json(tmp_path / "gradient_stats.jsonl")
+    assert len(records) == len(stats.records) and messages == stats.warnings
+    assert records[-1].stats == pytest.approx(stats.records[-1].stats, nan_ok=True)
+    events = os.listdir(tmp_path / "gradients")
+    assert len(events) == 2 and all(e.startswith("events.out.tfevents.") for e in events)
+    stats.to_json(tmp_path / "all.json")
+    assert len(json.loads((tmp_path / "all.json").read_text())["records"]) == len(records)
+    stats.to_csv(tmp_path / "all.csv")
+    assert (tmp_path / "all.csv").read_text().splitlines() == lines
+
+
+def test_a_failing_write_never_stops_training(tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    model = mlp()
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = data()
+    stats = GradientStats(every=1, log_dir=blocked, warn=False)
+    with pytest.warns(RuntimeWarning, match="training continues"):
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[stats])
+    assert len(stats.records) == 2 * 6
+
+
+def test_plot_draws_three_panels():
+    pytest.importorskip("matplotlib")
+    model = mlp(depth=3)
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = data()
+    stats = GradientStats(every=1, warn=False)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[stats])
+    figure = stats.plot()
+    rms_ax, ratio_ax, depth_ax = figure.axes
+    assert len(rms_ax.get_lines()) == 4  # one per layer
+    assert len(depth_ax.get_lines()) == 2  # first and last record
+    assert keras_initkit.callbacks.GradientStats is GradientStats
