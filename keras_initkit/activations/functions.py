@@ -2,10 +2,47 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import keras
 from keras import ops
+
+from keras_initkit._checks import FLOAT16_MAX
+
+
+_LOW_PRECISION = ("float16", "bfloat16")
+
+
+def in_float32(fn: Any) -> Any:
+    """Runs `fn(x, *args)` in float32 when `x` is float16/bfloat16, and casts back.
+
+    Intermediates such as `x^3` (tanh-GELU), `exp(x)` (tanhexp) or `1 / u^2` (the
+    derivative of Snake's sinc) overflow float16 where the result itself is finite; the
+    cast costs one elementwise pass and keeps values and gradients finite.
+    """
+
+    def wrapped(x: Any, *args: Any, **kwargs: Any) -> Any:
+        x = ops.convert_to_tensor(x)
+        dtype = keras.backend.standardize_dtype(x.dtype)
+        if dtype not in _LOW_PRECISION:
+            return fn(x, *args, **kwargs)
+        return ops.cast(fn(ops.cast(x, "float32"), *args, **kwargs), dtype)
+
+    return wrapped
+
+
+def snake_core(x: Any, a: Any) -> Any:
+    """`x + sin(a x)^2 / a`, written `x + sin(u) x sinc(u)` (u = a x): finite at a = 0.
+
+    sinc uses its series near 0; the unselected branch divides by 1, so no NaN gradients.
+    Called in float32 or float64 (see `in_float32`).
+    """
+    u = a * x
+    small = ops.abs(u) < 1e-3
+    u_safe = ops.where(small, ops.ones_like(u), u)
+    sinc = ops.where(small, 1.0 - ops.square(u) / 6.0, ops.sin(u_safe) / u_safe)
+    return x + ops.sin(u) * x * sinc
 
 
 def _spec(name: str, param: Any = None) -> Any:
@@ -38,8 +75,19 @@ def snake(x: Any, frequency: float = 1.0) -> Any:
     Reference:
     - [Ziyin, Hartwig & Ueda, 2020](https://arxiv.org/abs/2006.08195)
     """
-    x = ops.convert_to_tensor(x)
-    return x + ops.square(ops.sin(frequency * x)) / frequency
+    if isinstance(frequency, (int, float)) and not isinstance(frequency, bool):
+        if not (math.isfinite(frequency) and 0 < frequency <= FLOAT16_MAX):
+            raise ValueError(
+                f"frequency must be a finite number in (0, 65504]; got {frequency!r}"
+            )
+    elif isinstance(frequency, (bool, str)) or frequency is None:
+        raise ValueError(f"frequency must be a finite number in (0, 65504]; got {frequency!r}")
+    return _snake(x, frequency)
+
+
+@in_float32
+def _snake(x: Any, frequency: Any) -> Any:
+    return snake_core(x, ops.cast(frequency, x.dtype))
 
 
 @keras.saving.register_keras_serializable(package="keras_initkit")
@@ -58,9 +106,14 @@ def tanhexp(x: Any) -> Any:
     Reference:
     - [Liu & Di, 2020](https://arxiv.org/abs/2003.09855)
     """
-    x = ops.convert_to_tensor(x)
-    # exp overflows for large x, where tanh(exp(x)) is 1 anyway.
-    return x * ops.tanh(ops.exp(ops.minimum(x, 20.0)))
+    return _tanhexp(x)
+
+
+@in_float32
+def _tanhexp(x: Any) -> Any:
+    # tanh(exp(x)) is 1 to float64 precision from x = 3 on (1 - tanh(e^3) ~ 8e-18), so
+    # capping there is exact, and exp never overflows (its gradient would be 0 * inf).
+    return x * ops.tanh(ops.exp(ops.minimum(x, 3.0)))
 
 
 @keras.saving.register_keras_serializable(package="keras_initkit")
@@ -103,4 +156,9 @@ def gelu_approximate(x: Any) -> Any:
     Reference:
     - [Hendrycks & Gimpel, 2016](https://arxiv.org/abs/1606.08415)
     """
-    return ops.gelu(ops.convert_to_tensor(x), approximate=True)
+    return _gelu_approximate(x)
+
+
+@in_float32
+def _gelu_approximate(x: Any) -> Any:
+    return ops.gelu(x, approximate=True)  # x^3 overflows float16 beyond |x| ~ 40

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import keras
 
+from keras_initkit._checks import FLOAT16_MAX, check_number
 from keras_initkit.layers._elementwise import ElementwiseActivation
 
 
@@ -31,11 +31,11 @@ class PerChannelActivation(ElementwiseActivation):
         positive: bool,
         **kwargs: Any,
     ) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{self._PARAM} must be a finite number; got {value!r}")
-        if not math.isfinite(value) or (positive and value <= 0):
-            need = "a positive number" if positive else "a finite number"
-            raise ValueError(f"{self._PARAM} must be {need}; got {value!r}")
+        # Bounded by float16's largest value, so `value * x` stays finite in any dtype.
+        if positive:
+            check_number(self._PARAM, value, low=0, high=FLOAT16_MAX, low_open=True)
+        else:
+            check_number(self._PARAM, value, low=-FLOAT16_MAX, high=FLOAT16_MAX)
         if not isinstance(trainable, bool):
             raise ValueError(f"trainable must be True or False; got {trainable!r}")
         if per_channel is None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import keras
 
+from keras_initkit.activations.functions import gelu_approximate
 from keras_initkit.layers._elementwise import ElementwiseActivation
 
 
@@ -40,7 +41,9 @@ class GELU(ElementwiseActivation):
         self.built = True
 
     def call(self, inputs: Any) -> Any:
-        return keras.activations.gelu(inputs, approximate=self.approximate)
+        if self.approximate:
+            return gelu_approximate(inputs)  # float16-safe: x^3 computed in float32
+        return keras.activations.gelu(inputs, approximate=False)
 
     def nonlinearity_spec(self) -> tuple[str, Any]:
         return ("gelu_approximate" if self.approximate else "gelu"), None

@@ -6,6 +6,7 @@ from typing import Any
 
 import keras
 
+from keras_initkit.activations.functions import snake_core
 from keras_initkit.layers._parametric import PerChannelActivation
 
 
@@ -51,14 +52,10 @@ class Snake(PerChannelActivation):
         return self.value
 
     def call(self, inputs: Any) -> Any:
-        ops = keras.ops
-        a = ops.cast(self.current(), inputs.dtype)
-        # sin(a x)^2 / a = sin(u) * x * sinc(u), u = a x: finite at a = 0, where a learned
-        # frequency may pass, and differentiable there (d/da -> x^2). sinc uses its
-        # series near 0; the unselected branch divides by 1, so no NaN gradients.
-        u = a * inputs
-        small = ops.abs(u) < 1e-3
-        u_safe = ops.where(small, ops.ones_like(u), u)
-        sinc = ops.where(small, 1.0 - ops.square(u) / 6.0, ops.sin(u_safe) / u_safe)
-        return inputs + ops.sin(u) * inputs * sinc
-
+        dtype = keras.backend.standardize_dtype(inputs.dtype)
+        compute = "float32" if dtype in ("float16", "bfloat16") else dtype
+        # In float16 the derivative of sinc (1 / u^2) overflows for |u| ~ 1e-3: compute
+        # in float32 and cast back (mixed_float16 models would otherwise skip every step).
+        x = keras.ops.cast(inputs, compute)
+        a = keras.ops.cast(self.current(), compute)
+        return keras.ops.cast(snake_core(x, a), dtype)

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from keras_initkit.model_init._capture import capture_outputs
+from keras_initkit.model_init import _validate
 from keras_initkit.model_init._graph import (
     is_activation_layer,
     layer_contexts,
@@ -64,6 +65,7 @@ def inspect(model: keras.Model, x: Any, *, saturation: float = 0.99) -> Report:
     Reference:
     - [Glorot & Bengio, 2010](https://proceedings.mlr.press/v9/glorot10a.html)
     """
+    _validate.inspect_arguments(model, x, saturation)
     check_batch(x)
     contexts = layer_contexts(model)
     leaves = [c.layer for c in contexts]

@@ -10,6 +10,7 @@ import numpy as np
 
 from keras_initkit import initializers as ki
 from keras_initkit.model_init._capture import capture_outputs
+from keras_initkit.model_init import _validate
 from keras_initkit.model_init._graph import (
     bias_weights,
     kernel_weights,
@@ -77,6 +78,7 @@ def lsuv(
     Reference:
     - [Mishkin & Matas, 2016](https://arxiv.org/abs/1511.06422)
     """
+    _validate.lsuv_arguments(model, x, target_std, tol, max_iter, orthogonal, seed)
     if isinstance(target_std, bool) or not isinstance(target_std, (int, float)) or not (
         math.isfinite(target_std) and target_std > 0
     ):

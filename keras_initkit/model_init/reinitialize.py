@@ -13,6 +13,7 @@ from keras_initkit.model_init._graph import (
     kernel_weights,
     layer_contexts,
 )
+from keras_initkit.model_init import _validate
 from keras_initkit.model_init.report import Report
 
 COLUMNS = ["layer", "class", "activation seen", "initializer", "fan_in", "fan_out", "std"]
@@ -136,6 +137,7 @@ def reinitialize(
     - [He et al., 2015](https://arxiv.org/abs/1502.01852)
     - [Mishkin & Matas, 2016](https://arxiv.org/abs/1511.06422) (initializing existing nets)
     """
+    _validate.reinitialize_arguments(model, scheme, layers, bias, seed)  # all before any change
     check_built(model)
     chooser: Any
     if isinstance(scheme, str) and scheme == "auto":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import keras
 
 from keras_initkit import initializers as ki
+from keras_initkit.model_init import _validate
 from keras_initkit.model_init._graph import (
     bias_weights,
     is_functional_model,
@@ -59,6 +60,7 @@ def zero_init_residual(model: keras.Model, *, fixup: bool = True) -> Report:
     - [Goyal et al., 2017](https://arxiv.org/abs/1706.02677)
     - [Zhang, Dauphin & Ma, 2019](https://arxiv.org/abs/1901.09321)
     """
+    _validate.zero_init_residual_arguments(model, fixup)
     check_built(model)
     if isinstance(model, keras.Sequential) or not is_functional_model(model):
         raise ValueError(

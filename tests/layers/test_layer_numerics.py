@@ -765,23 +765,23 @@ BAD_ARGUMENTS = {
     ),
     "Snake_zero_frequency": (
         lambda: Snake(frequency=0),
-        r"frequency must be a positive number; got 0",
+        r"frequency must be a finite number in \(0, 65504\]; got 0",
     ),
     "Snake_negative_frequency": (
         lambda: Snake(frequency=-1),
-        r"frequency must be a positive number; got -1",
+        r"frequency must be a finite number in \(0, 65504\]; got -1",
     ),
     "Snake_infinite_frequency": (
         lambda: Snake(frequency=float("inf")),
-        r"frequency must be a positive number; got inf",
+        r"frequency must be a finite number in \(0, 65504\]; got inf",
     ),
     "Snake_string_frequency": (
         lambda: Snake(frequency="1.0"),
-        r"frequency must be a finite number; got '1\.0'",
+        r"frequency must be a finite number in \(0, 65504\]; got '1\.0'",
     ),
     "Swish_nan_beta": (
         lambda: Swish(beta=float("nan")),
-        r"beta must be a finite number; got nan",
+        r"beta must be a finite number in \[-65504, 65504\]; got nan",
     ),
     "Swish_string_per_channel": (
         lambda: Swish(per_channel="yes"),
