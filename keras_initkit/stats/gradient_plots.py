@@ -45,9 +45,9 @@ def plot_gradient_stats(
     for r in records:
         windows.setdefault((r.fit, r.step), []).append(r)
     keys = sorted(windows)
-    steps = list(range(len(keys)))
     series: dict[str, list[tuple[int, float, float]]] = {}
-    for x, key in zip(steps, keys):
+    for key in keys:
+        x = key[1]  # the callback's step count, which runs on across fits
         for layer in _layers(windows[key]):
             series.setdefault(layer.name, []).append((x, layer.rms, layer.ratio))
     figure = Figure(figsize=figsize, layout="constrained")
@@ -67,13 +67,13 @@ def plot_gradient_stats(
     ratio_ax.set_title("update / weight ratio per layer")
     depth_ax.set_title("weight-gradient RMS across depth")
     for ax in (rms_ax, ratio_ax):
-        ax.set_xlabel("record")
+        ax.set_xlabel("training step")
     depth_ax.set_xlabel("layer (input to output)")
     for ax in (rms_ax, ratio_ax, depth_ax):
         if records:
             ax.set_yscale("log")
     if series and len(series) <= 12:
-        rms_ax.legend(fontsize="small")
+        rms_ax.legend(fontsize="x-small", loc="best")
     if keys:
         depth_ax.legend(fontsize="small")
     return figure

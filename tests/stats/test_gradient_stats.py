@@ -77,7 +77,10 @@ def close(a, b, rel=REL):
 
 
 # -- equality with the references -------------------------------------------------------
-@pytest.mark.parametrize("jit_compile", [False, True] if BACKEND != "torch" else [False])
+@pytest.mark.parametrize(
+    "jit_compile",
+    [False] + ([pytest.param(True, marks=pytest.mark.slow)] if BACKEND != "torch" else []),
+)
 def test_recorded_statistics_equal_autodiff_reference_and_weight_change(jit_compile):
     model = mlp()
     loss_fn = keras.losses.SparseCategoricalCrossentropy()

@@ -1,0 +1,146 @@
+"""Overhead of `GradientStats` on `fit`, against plain `fit`, on the workloads of
+`benchmarks/stats_overhead.py` (`mlp`: 10 x Dense(500, tanh), batch 256; `cnn`: six 3x3
+Conv2D, batch 64; SGD; synthetic data).
+
+Configurations, each with its own model (identical initial weights) and its own callback:
+
+- `plain`: `fit` with no statistics;
+- `default`: `GradientStats()` (one step in 50 folded, read every 50 batches);
+- `every batch`: `GradientStats(every=1)` (every step folded and read).
+
+Protocol (as `stats_overhead.py`, whose docstring gives the reasons): one intra-op thread
+per backend; each epoch timed on its own by callbacks first and last in the list, the
+first epoch of every `fit` (tracing, compiling) discarded; a round runs one `fit` per
+configuration in a shuffled order; the per-round median time per step is divided by plain
+`fit`'s of the same round, and the table shows the median over rounds of these paired
+ratios with their interquartile range, for process CPU time, and the median wall ratio.
+
+    KERAS_BACKEND=jax python benchmarks/gradient_overhead.py [--workload mlp|cnn|both]
+        [--rounds R] [--steps S] [--epochs E] [--quick]
+"""
+
+import os
+
+os.environ["OMP_NUM_THREADS"] = "1"
+os.environ["TF_NUM_INTRAOP_THREADS"] = "1"
+os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+_XLA_PIN = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+if _XLA_PIN not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _XLA_PIN).strip()
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse  # noqa: E402
+import gc  # noqa: E402
+import random  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from stats_overhead import build_cnn, build_mlp  # noqa: E402
+
+from keras_initkit.callbacks import GradientStats, GradientStatsWarning  # noqa: E402
+
+BACKEND = keras.backend.backend()
+if BACKEND == "tensorflow":
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+elif BACKEND == "torch":
+    import torch
+
+    torch.set_num_threads(1)
+
+WORKLOADS = {"mlp": (build_mlp, (500,), 256, 5, 40), "cnn": (build_cnn, (28, 28, 1), 64, 4, 40)}
+CONFIGS = {
+    "plain": lambda: None,
+    "default": lambda: GradientStats(warn=False),
+    "every batch": lambda: GradientStats(every=1, warn=False),
+}
+GOALS = {"default": 1.03, "every batch": 1.15}
+
+
+def run(name, rounds, steps, epochs):
+    builder, shape, batch, _, _ = WORKLOADS[name]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((steps * batch, *shape)).astype("float32")
+    y = rng.integers(0, 10, size=(steps * batch,)).astype("int32")
+    keras.utils.set_random_seed(0)
+    reference = builder().get_weights()
+    models, callbacks = {}, {}
+    for config, factory in CONFIGS.items():
+        model = builder()
+        model.set_weights(reference)
+        model.compile(keras.optimizers.SGD(), "sparse_categorical_crossentropy")
+        models[config], callbacks[config] = model, factory()
+    order, shuffler = list(CONFIGS), random.Random(0)
+    per_round = {config: [] for config in CONFIGS}
+    for index in range(rounds):
+        shuffler.shuffle(order)
+        for config in order:
+            times = []
+
+            class Timer(keras.callbacks.Callback):
+                def on_epoch_begin(self, epoch, logs=None):
+                    self.begin = (time.process_time(), time.perf_counter())
+
+                def on_epoch_end(self, epoch, logs=None):
+                    times.append((time.process_time() - self.begin[0],
+                                  time.perf_counter() - self.begin[1]))
+
+            timer = Timer()
+            extra = [] if callbacks[config] is None else [callbacks[config]]
+            gc.collect()
+            models[config].fit(x, y, batch_size=batch, epochs=epochs, shuffle=False, verbose=0,
+                               callbacks=[timer, *extra])
+            timed = times[1:]
+            per_round[config].append((statistics.median(c for c, _ in timed) / steps,
+                                      statistics.median(w for _, w in timed) / steps))
+        print(f"  {name}: round {index + 1}/{rounds}", file=sys.stderr)
+    plain = per_round["plain"]
+    return {
+        config: {
+            "cpu": [c / p[0] for (c, _), p in zip(per_round[config], plain)],
+            "wall": [w / p[1] for (_, w), p in zip(per_round[config], plain)],
+            "ms": 1e3 * statistics.median(c for c, _ in per_round[config]),
+        }
+        for config in CONFIGS
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workload", choices=("mlp", "cnn", "both"), default="both")
+    parser.add_argument("--rounds", type=int)
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 10 steps")
+    args = parser.parse_args(argv)
+    warnings.simplefilter("ignore", GradientStatsWarning)
+    names = ["mlp", "cnn"] if args.workload == "both" else [args.workload]
+    print(f"backend: {BACKEND}, keras {keras.__version__}, one thread")
+    print("| workload | config | ms/step cpu | cpu ratio [IQR] | wall ratio | goal |")
+    print("|---|---|---|---|---|---|")
+    for name in names:
+        _, _, _, rounds, steps = WORKLOADS[name]
+        rounds, steps, epochs = args.rounds or rounds, args.steps or steps, args.epochs
+        if args.quick:
+            rounds, steps, epochs = 2, 10, 2
+        results = run(name, rounds, steps, epochs)
+        for config, result in results.items():
+            cpu = statistics.median(result["cpu"])
+            q1, q3 = np.percentile(result["cpu"], [25, 75])
+            wall = statistics.median(result["wall"])
+            goal = GOALS.get(config)
+            verdict = "" if goal is None else f"<= {goal} {'met' if cpu <= goal else 'MISSED'}"
+            print(f"| {name} | {config} | {result['ms']:.1f} | {cpu:.3f} [{q1:.3f}-{q3:.3f}] "
+                  f"| {wall:.3f} | {verdict} |")
+
+
+if __name__ == "__main__":
+    main()
