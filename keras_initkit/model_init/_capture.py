@@ -43,3 +43,29 @@ def capture_outputs(layers: list[Any]) -> Iterator[dict[int, Any]]:
     finally:
         for layer in patched:
             object.__delattr__(layer, "call")
+
+
+@contextlib.contextmanager
+def intercept_calls(layers: list[Any], hook: Any) -> Iterator[None]:
+    """Within the block, `layer.call(...)` runs `hook(layer, original_call, args, kwargs)`.
+
+    The hook calls `original_call(*args, **kwargs)` as often as it needs and returns the
+    outputs the rest of the model sees (LSUV rescales a layer during the pass).
+    """
+    patched: list[Any] = []
+    try:
+        for layer in layers:
+            if any(layer is p for p in patched):
+                continue
+            original = layer.call
+
+            def wrapped(*args: Any, _original: Any = original, _layer: Any = layer,
+                        **kwargs: Any) -> Any:
+                return hook(_layer, _original, args, kwargs)
+
+            object.__setattr__(layer, "call", wrapped)
+            patched.append(layer)
+        yield
+    finally:
+        for layer in patched:
+            object.__delattr__(layer, "call")

@@ -9,8 +9,8 @@ import keras
 import numpy as np
 
 from keras_initkit import initializers as ki
-from keras_initkit.model_init._capture import capture_outputs
 from keras_initkit.model_init import _validate
+from keras_initkit.model_init._capture import intercept_calls
 from keras_initkit.model_init._graph import (
     bias_weights,
     kernel_weights,
@@ -23,8 +23,13 @@ from keras_initkit.model_init.report import Report
 COLUMNS = ["layer", "class", "iterations", "std before", "std after", "status"]
 
 
+_RECURRENT = (keras.layers.RNN, keras.layers.Bidirectional)
+
+
 def _scaled_kernel(layer: Any) -> Any:
-    """The kernel whose scale sets the layer's output scale."""
+    """The kernel whose scale sets the layer's output scale (linearly)."""
+    if isinstance(layer, keras.layers.MultiHeadAttention):
+        return layer.output_dense.kernel
     kernels = kernel_weights(layer)
     names = [v.path.split("/")[-1] for _, v, _ in kernels]
     for preferred in ("pointwise_kernel", "kernel"):
@@ -106,20 +111,91 @@ def lsuv(
         raise
 
 
-def _linear_output_std(model: keras.Model, layer: Any, x: Any) -> float:
-    """Std of the layer's output on `x`, with its fused activation switched off."""
-    activation = own_activation(layer)
-    if activation is not None:
-        original = layer.activation
-        layer.activation = keras.activations.linear
-    try:
-        with capture_outputs([layer]) as outputs:
-            model(x, training=False)
-    finally:
-        if activation is not None:
-            layer.activation = original
-    values = np.asarray(keras.ops.convert_to_numpy(outputs[id(layer)]), np.float64)
-    return float(values.std())
+def _std(values: Any) -> float:
+    return float(np.asarray(keras.ops.convert_to_numpy(values), np.float64).std())
+
+
+def _first(outputs: Any) -> Any:
+    flat = keras.tree.flatten(outputs)
+    return flat[0] if flat else None
+
+
+def _input_kernels(layer: Any) -> list[Any]:
+    """An RNN's (or Bidirectional's) input kernels: `x_t @ kernel` is its pre-activation."""
+    return [v for _, v, a in kernel_weights(layer) if a == "kernel_initializer"]
+
+
+class _Pass:
+    """One forward pass that rescales each weighted layer when the pass reaches it.
+
+    The layers before a layer are final when it runs, so this is LSUV's layer-by-layer
+    loop (Mishkin & Matas, Algorithm 1) with one forward pass in all, not one per layer:
+    each layer's own call is repeated on its (final) input until its std is right.
+    """
+
+    def __init__(self, target_std: float, tol: float, max_iter: int) -> None:
+        self.target_std, self.tol, self.max_iter = target_std, tol, max_iter
+        self.results: dict[int, dict[str, Any]] = {}
+
+    def __call__(self, layer: Any, call: Any, args: Any, kwargs: Any) -> Any:
+        if id(layer) in self.results:  # a shared layer: rescaled at its first call
+            return call(*args, **kwargs)
+        if isinstance(layer, keras.layers.Embedding):
+            self.results[id(layer)] = {"status": "skipped: an embedding table (kept)"}
+            return call(*args, **kwargs)
+        if isinstance(layer, _RECURRENT):
+            return self._recurrent(layer, call, args, kwargs)
+        kernel = _scaled_kernel(layer)
+        activation = own_activation(layer)
+        before, std, iterations, status, outputs = None, math.nan, 0, "ok", None
+        for iterations in range(self.max_iter + 1):  # noqa: B007 - read after the loop
+            if activation is not None:  # the linear output, as the paper measures it
+                layer.activation = keras.activations.linear
+            try:
+                outputs = call(*args, **kwargs)
+            finally:
+                if activation is not None:
+                    layer.activation = activation
+            std = _std(_first(outputs))
+            before = std if before is None else before
+            if not math.isfinite(std) or std == 0.0:
+                status = "output is constant: not rescaled" if std == 0 else "non-finite"
+                break
+            if abs(std - self.target_std) <= self.tol or iterations == self.max_iter:
+                if abs(std - self.target_std) > self.tol:
+                    status = f"not within tol after {self.max_iter} iterations"
+                break
+            kernel.assign(kernel.value * (self.target_std / std))
+        self.results[id(layer)] = {
+            "iterations": iterations, "std before": before, "std after": std, "status": status
+        }
+        if activation is not None or outputs is None:
+            outputs = call(*args, **kwargs)
+        return outputs
+
+    def _recurrent(self, layer: Any, call: Any, args: Any, kwargs: Any) -> Any:
+        """Scales the input kernel so that `x_t @ kernel` has the target std."""
+        sequences = np.asarray(keras.ops.convert_to_numpy(_first(args)), np.float64)
+        kernels = _input_kernels(layer)
+        stds = []
+        for kernel in kernels:
+            w = np.asarray(keras.ops.convert_to_numpy(kernel.value), np.float64)
+            std = float((sequences.reshape(-1, sequences.shape[-1]) @ w).std())
+            stds.append(std)
+            if math.isfinite(std) and std > 0:
+                kernel.assign(kernel.value * (self.target_std / std))
+        after = [
+            float((sequences.reshape(-1, sequences.shape[-1])
+                   @ np.asarray(keras.ops.convert_to_numpy(k.value), np.float64)).std())
+            for k in kernels
+        ]
+        self.results[id(layer)] = {
+            "iterations": 1 if any(s > 0 for s in stds) else 0,
+            "std before": float(np.mean(stds)) if stds else math.nan,
+            "std after": float(np.mean(after)) if after else math.nan,
+            "status": "ok: input projection x @ kernel measured; recurrent kernel kept",
+        }
+        return call(*args, **kwargs)
 
 
 def _lsuv(model, x, target_std, tol, max_iter, orthogonal, seed):  # noqa: ANN001, ANN202
@@ -128,6 +204,8 @@ def _lsuv(model, x, target_std, tol, max_iter, orthogonal, seed):  # noqa: ANN00
         raise ValueError(f"model {model.name!r} has no weighted layer to rescale")
     if orthogonal:
         for index, context in enumerate(weighted):
+            if isinstance(context.layer, keras.layers.Embedding):
+                continue
             for _, variable, _ in kernel_weights(context.layer):
                 init = ki.Orthogonal(seed=None if seed is None else seed + index)
                 shape = tuple(int(d) for d in variable.shape)
@@ -135,30 +213,21 @@ def _lsuv(model, x, target_std, tol, max_iter, orthogonal, seed):  # noqa: ANN00
                     variable.assign(init(shape, dtype=variable.dtype))
             for _, variable in bias_weights(context.layer):
                 variable.assign(keras.ops.zeros_like(variable.value))
+    rescale = _Pass(target_std, tol, max_iter)
+    with intercept_calls([c.layer for c in weighted], rescale):
+        model(x, training=False)
     rows = []
     for context in weighted:
         layer = context.layer
-        kernel = _scaled_kernel(layer)
-        before, std, iterations, status = None, math.nan, 0, "ok"
-        for iterations in range(max_iter + 1):  # noqa: B007 - read after the loop
-            std = _linear_output_std(model, layer, x)
-            before = std if before is None else before
-            if not math.isfinite(std) or std == 0.0:
-                status = "output is constant: not rescaled" if std == 0 else "non-finite"
-                break
-            if abs(std - target_std) <= tol or iterations == max_iter:
-                if abs(std - target_std) > tol:
-                    status = f"not within tol after {max_iter} iterations"
-                break
-            kernel.assign(kernel.value * (target_std / std))
+        result = rescale.results.get(id(layer), {"status": "not called on x: kept"})
         rows.append(
             {
                 "layer": context.path,
                 "class": type(layer).__name__,
-                "iterations": iterations,
-                "std before": before,
-                "std after": std,
-                "status": status,
+                "iterations": result.get("iterations"),
+                "std before": result.get("std before"),
+                "std after": result.get("std after"),
+                "status": result["status"],
             }
         )
     return Report(f"lsuv({model.name})", COLUMNS, rows)

@@ -16,6 +16,8 @@ from keras_initkit.model_init._graph import (
 from keras_initkit.model_init import _validate
 from keras_initkit.model_init.report import Report
 
+_SEPARABLE = (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)
+
 COLUMNS = ["layer", "class", "activation seen", "initializer", "fan_in", "fan_out", "std"]
 
 
@@ -51,6 +53,8 @@ def _auto(context: Any, owner: Any, attribute: str, seed: int | None) -> Any:
     spec = getattr(owner, "nonlinearity_spec", None)
     if callable(spec):  # a layer with its own kernel and activation (MaxoutDense)
         return ki.initializer_for(owner, seed=seed)
+    if attribute == "depthwise_initializer" and isinstance(owner, _SEPARABLE):
+        return ki.LecunNormal(seed=seed)  # feeds the pointwise kernel, not the activation
     if owner is not context.layer:  # inside a composite layer
         if isinstance(context.layer, keras.layers.MultiHeadAttention):
             return ki.LecunNormal(seed=seed)  # projections feed attention, not an activation

@@ -379,3 +379,36 @@ def test_without_orthogonal_kernels_are_only_rescaled(digits):
     assert any(abs(s - 1.0) > 0.05 for s in scales)  # Glorot's relu stack was rescaled
     for row in report:
         assert abs(row["std after"] - 1.0) <= 0.1
+
+
+# --------------------------------------------------------------------------------------
+# Recurrent layers: the input projection x_t @ kernel is measured and scaled
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cell", ["GRU", "LSTM", "SimpleRNN", "Bidirectional"])
+def test_lsuv_on_recurrent_layers(cell):
+    rng = np.random.default_rng(0)
+    x = (3.0 * rng.standard_normal((64, 7, 12))).astype("float32")
+    if cell == "Bidirectional":
+        rnn = layers.Bidirectional(layers.LSTM(16), name="rnn")
+    else:
+        rnn = getattr(layers, cell)(16, name="rnn")
+    model = keras.Sequential([keras.Input((7, 12)), rnn, layers.Dense(3, name="head")])
+    recurrent_before = [
+        _np(v) for v in model.weights if "recurrent_kernel" in v.path
+    ]
+    report = keras_initkit.lsuv(model, x, seed=0, orthogonal=False)
+    row = report[0]
+    assert row["layer"] == "rnn" and row["status"].startswith("ok: input projection")
+    assert abs(row["std after"] - 1.0) <= 0.1
+    # measured independently: the pre-activation x_t @ kernel of every cell has std 1
+    kernels = [v for v in model.weights if v.path.endswith("/kernel") and "head" not in v.path]
+    for kernel in kernels:
+        projection = x.reshape(-1, 12).astype("float64") @ _np(kernel).astype("float64")
+        assert projection.std() == pytest.approx(1.0, rel=1e-3)
+    # the recurrent kernels are not touched when orthogonal=False
+    recurrent_after = [_np(v) for v in model.weights if "recurrent_kernel" in v.path]
+    for before, after in zip(recurrent_before, recurrent_after, strict=True):
+        np.testing.assert_array_equal(before, after)
+    assert np.all(np.isfinite(_np(model(x))))

@@ -414,10 +414,32 @@ def test_subclassed_model():
     assert row_for(report, "first")["activation seen"] == "own activation relu"
     assert type(model.first.kernel_initializer) is ki.HeNormal
     assert model.third.kernel_initializer.nonlinearity == "tanh"
-    seen = row_for(report, "second")["activation seen"]
+    # the call is traced symbolically: `second` feeds the LeakyReLU
+    assert row_for(report, "second")["activation seen"] == "next layer LeakyReLU 'act'"
+    assert type(model.second.kernel_initializer) is ki.HeNormal
+    assert model.second.kernel_initializer.param == pytest.approx(0.3)
+
+
+class Untraceable(keras.Model):
+    """A call that needs concrete values: it cannot run on symbolic tensors."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.first = L.Dense(8, name="first")
+        self.act = L.ReLU(name="act")
+
+    def call(self, x):
+        scale = float(np.asarray(keras.ops.convert_to_numpy(keras.ops.max(x)))) or 1.0
+        return self.act(self.first(x / scale))
+
+
+def test_subclassed_model_that_cannot_be_traced_says_so():
+    model = Untraceable()
+    model(np.ones((2, 4), "float32"))
+    report = keras_initkit.reinitialize(model, seed=0)
+    seen = row_for(report, "first")["activation seen"]
     assert seen.startswith("not visible") and "assumed linear" in seen
-    assert type(model.second.kernel_initializer) is ki.LecunNormal
-    assert model.second.kernel_initializer.nonlinearity == "linear"
+    assert type(model.first.kernel_initializer) is ki.LecunNormal
 
 
 # --- 3. scheme variants ---------------------------------------------------------------------

@@ -291,11 +291,15 @@ def test_sequential_is_rejected_with_a_clear_message():
         keras_initkit.zero_init_residual(model)
 
 
-def test_subclassed_is_rejected_with_a_clear_message():
+def test_subclassed_model_is_traced_and_its_branch_zeroed():
     model = _Subclassed()
-    model(np.zeros((2, 4), "float32"))
-    with pytest.raises(ValueError, match="Functional"):
-        keras_initkit.zero_init_residual(model)
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype("float32")
+    model(x)
+    report = keras_initkit.zero_init_residual(model)
+    assert len(report) == 1
+    assert report[0]["zeroed"] == f"{model.b.name}/kernel"
+    assert not np.any(_np(model.b.kernel))
+    np.testing.assert_allclose(_np(model(x)), x, atol=1e-6)  # x + 0
 
 
 @pytest.mark.parametrize("kind", ["no_add", "balanced_add"])
