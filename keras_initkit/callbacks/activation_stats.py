@@ -11,14 +11,12 @@ import keras
 import numpy as np
 
 from keras_initkit.initializers._checks import check_choice
-from keras_initkit.stats import export, targets
-from keras_initkit.stats.accumulator import Layout, finalize
+from keras_initkit.stats import export, sinks, targets
 from keras_initkit.stats.diagnosis import Finding, diagnose
-from keras_initkit.stats.instrument import Instrumentation, Slot
 from keras_initkit.stats.record import ActivationRecord
-from keras_initkit.stats.summary import SATURATION_BOUNDS
+from keras_initkit.stats.recorder import Recorder, Settings
 
-_NEVER = 3.0e38
+MAX_BINS = 10_000
 
 
 class ActivationStatsWarning(UserWarning):
@@ -41,6 +39,17 @@ class ActivationStats(keras.callbacks.Callback):
     Only a few floats per layer reach the host, when a record is due. When training ends
     everything is removed: the model saves and loads as the original. Validation,
     `evaluate` and `predict` are never recorded.
+
+    An interrupted `fit` (an exception in a callback, `KeyboardInterrupt`) never reaches
+    `on_train_end`; nothing of the callback survives it either. On JAX everything is
+    removed as the exception leaves `fit`. On TensorFlow and torch the accumulators were
+    never part of the model (`model.variables` is unchanged at every moment); the inert
+    wrappers left on `call`/`train_step` and the open event file go at the model's next
+    `fit`, `evaluate`, `predict` or `keras_initkit.inspect`, or at once with
+    `stats.detach()`, or at the end of a `with stats:` block:
+
+        with ActivationStats(every=10) as stats:
+            model.fit(x, y, callbacks=[stats])
 
     What a record covers: training runs in windows of `every` batches (or one epoch).
     Each window folds its last `batches_per_record` training batches (all of them with
@@ -73,15 +82,26 @@ class ActivationStats(keras.callbacks.Callback):
             saturated.
         std_ratio: warn when a layer's std is below 1/`std_ratio` (vanishing) or above
             `std_ratio` (exploding) times the first watched layer's std.
-        on_nan: what a NaN or Inf activation does: `"warn"` (default), `"stop"` (stop
-            training cleanly; every step is then checked for non-finite values, and the
-            record names the first layer in forward order that produced them) or
-            `"ignore"`.
-        log_dir: if given, `activation_stats.csv` and `activation_stats.json` there are
-            rewritten atomically at every record, and TensorBoard scalars and histograms
-            go to `log_dir/activations`.
+        on_nan: what a NaN or Inf activation (or loss) does: `"warn"` (default),
+            `"stop"` or `"ignore"`. With `"stop"` every step is checked: training stops
+            cleanly after the first step whose watched activations (a record is read at
+            once, naming the first layer in forward order that produced them) or loss is
+            not finite, and `stopped_by` says which.
+        log_dir: if given, records are appended at each read to
+            `activation_stats.csv` (the tidy table) and `activation_stats.jsonl` (JSON
+            Lines, histograms included; `keras_initkit.stats.load_json` reads it), and
+            TensorBoard scalars and histograms to `log_dir/activations`. The cost per
+            record is constant however long the run. Checked when the callback is made:
+            it must be a directory, or a path that can be created, that is writable.
+            A write that fails during training (disk full, ...) is reported once as a
+            warning; writing stops and training goes on. In a multi-process run only
+            process 0 (the chief) writes.
         warn: whether to emit diagnoses as `ActivationStatsWarning`s (once per condition
             and layer). They are collected in `.warnings` either way.
+        max_records: how many records `.records` keeps in memory. Past it, every other
+            read (all layers of one step) is dropped, oldest and newest kept, so memory
+            stays bounded over any run length while `.records` still spans the whole
+            run; the files keep every record. Defaults to `20_000`.
 
     Example:
     >>> model = keras.Sequential([keras.Input((8,)),
@@ -118,113 +138,114 @@ class ActivationStats(keras.callbacks.Callback):
         on_nan: str = "warn",
         log_dir: str | os.PathLike[str] | None = None,
         warn: bool = True,
+        max_records: int = 20_000,
     ) -> None:
         super().__init__()
         self.every = _check_count("every", every, allowed="epoch")
         self.batches_per_record = _check_count("batches_per_record", batches_per_record, "all")
-        self.layers = layers
+        self.layers = _check_layers(layers)
         self.max_rows = None if max_rows is None else _check_count("max_rows", max_rows)
         self.bins = _check_count("bins", bins)
-        if histogram_range is not None:
-            low, high = (float(v) for v in histogram_range)
-            if not (math.isfinite(low) and math.isfinite(high) and low < high):
-                raise ValueError(
-                    "histogram_range must be (low, high) with finite low < high; "
-                    f"got {histogram_range!r}"
-                )
-            histogram_range = (low, high)
-        self.histogram_range = histogram_range
-        for name, value in (
-            ("saturation_threshold", saturation_threshold),
-            ("dead_threshold", dead_threshold),
-            ("saturated_threshold", saturated_threshold),
-        ):
-            if not 0.0 < float(value) <= 1.0:
-                raise ValueError(f"{name} must be in (0, 1]; got {value!r}")
-        if not float(std_ratio) > 1.0:
+        if self.bins > MAX_BINS:
+            raise ValueError(f"bins must be a positive int at most {MAX_BINS}; got {bins!r}")
+        self.histogram_range = _check_range(histogram_range)
+        self.saturation_threshold = _check_fraction("saturation_threshold", saturation_threshold)
+        self.dead_threshold = _check_fraction("dead_threshold", dead_threshold)
+        self.saturated_threshold = _check_fraction("saturated_threshold", saturated_threshold)
+        self.std_ratio = _check_number("std_ratio", std_ratio)
+        if not self.std_ratio > 1.0:
             raise ValueError(f"std_ratio must be greater than 1; got {std_ratio!r}")
-        self.saturation_threshold = float(saturation_threshold)
-        self.dead_threshold = float(dead_threshold)
-        self.saturated_threshold = float(saturated_threshold)
-        self.std_ratio = float(std_ratio)
         self.on_nan = check_choice("on_nan", on_nan, ("warn", "stop", "ignore"))
-        self.log_dir = None if log_dir is None else os.fspath(log_dir)
+        self.log_dir = sinks.check_log_dir(log_dir)
+        if not isinstance(warn, (bool, np.bool_)):
+            raise TypeError(f"warn must be True or False; got {warn!r}")
         self.warn = bool(warn)
+        self.max_records = _check_count("max_records", max_records)
         self.records: list[ActivationRecord] = []
         self.warnings: list[str] = []
         self.stopped_by: Finding | None = None
         self._warned: set[tuple[str, str]] = set()
-        self._fits = 0
-        self._step = 0
-        self._widths: dict[int, int] = {}
-        self._instrumentation: Instrumentation | None = None
-        self._writer: Any = None
+        self._recorder = Recorder(
+            Settings(
+                every=self.every,
+                batches_per_record=self.batches_per_record,
+                layers=self.layers,
+                max_rows=self.max_rows,
+                bins=self.bins,
+                histogram_range=self.histogram_range,
+                saturation_threshold=self.saturation_threshold,
+                check_nonfinite=self.on_nan == "stop",
+            )
+        )
+        self._recorder.sync = lambda: self.model  # on JAX, the property syncs the state
+        self._sinks: sinks.Sinks | None = None
+        self._unwritten: list[str] = []  # warnings not yet in the JSON Lines file
 
-    # -- the fit lifecycle --------------------------------------------------------------
+    # -- attaching and detaching ----------------------------------------------------------
+    def detach(self) -> None:
+        """Removes everything the callback added to its model and closes its files.
+
+        Idempotent; `fit` calls it at its end. Use it (or `with stats:`) after a `fit`
+        that raised, to leave the model as it was at once.
+        """
+        self._recorder.end()
+        if self._sinks is not None:
+            self._sinks.close()
+
+    def __enter__(self) -> ActivationStats:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.detach()
+
+    # -- the fit lifecycle ----------------------------------------------------------------
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        model = self.model
-        self._fit = self._fits
-        self._fits += 1
         self.stopped_by = None
-        slots = [self._slot(t) for t in targets.select(model, self.layers)]
-        self._instrumentation = Instrumentation(model, slots, self.on_nan == "stop")
-        self._instrumentation.install()
-        self._pending = self._instrumentation.needs_shapes
-        if not self._pending:
-            self._instrumentation.allocate()
-        self._spe = int(getattr(model, "steps_per_execution", 1) or 1)
-        self._epoch, self._last_batch, self._bucket = 0, -1, 0
+        if self.log_dir is not None and self._sinks is None and sinks.is_chief(self.model):
+            self._sinks = sinks.Sinks(self.log_dir, self._report_io)
+        inst = self._recorder.begin(self.model, (self.params or {}).get("steps"))
+        if self._sinks is not None:
+            inst.on_remove.append(self._sinks.close)
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self._epoch, self._last_batch, self._bucket = epoch, -1, 0
-        if not self._pending:
-            self.model  # noqa: B018 - on JAX, reading the property syncs the model state
-            self._start_window()
+        self.model  # noqa: B018 - on JAX, reading the property syncs the model state
+        self._recorder.start_epoch(epoch)
 
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        inst = self._instrumentation
-        if inst is not None and inst.control is None and not self._pending:
-            low, high = self._window
-            inst.fold_now = low <= self._tick < high  # torch: the host decides
+        self._recorder.before_batch()
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        steps = batch - self._last_batch
-        self._last_batch = batch
-        self._step += steps
-        if self._pending:  # the first step has shown every output's shape
-            self._pending = False
+        recorder = self._recorder
+        if recorder.pending:
             self.model  # noqa: B018 - sync the state (JAX) before adding variables
-            inst = self._instrumentation
-            inst.learn_shapes()
-            for slot in inst.slots:
-                self._widths[id(slot.target.layer)] = slot.layout.units
-            inst.allocate()  # and rebuilds the train function
-            self._start_window()
-            return
-        self._tick += steps
-        if self.on_nan == "stop" and not _finite_loss(logs):
-            self._record(batch, reason="non-finite loss")
-            return
-        if self.every != "epoch" and (batch + 1) // self.every > self._bucket:
-            self._bucket = (batch + 1) // self.every
-            self._record(batch)
+        records = recorder.after_batch(batch)
+        if records is None and self.on_nan == "stop":
+            if recorder.nonfinite_now():
+                records = recorder.read(batch)
+        if records is not None:
+            self._take(records)
+        if self.on_nan != "ignore" and not _finite_loss(logs) and self.stopped_by is None:
+            finding = Finding(
+                "nonfinite_loss", "loss",
+                f"the loss is {logs['loss']} at step {recorder.step} (batch {batch} of "
+                f"epoch {recorder.epoch})" + ("; training stopped." if self.on_nan == "stop"
+                                               else "."))
+            self._report(finding)
+            if self.on_nan == "stop":
+                self.stopped_by = finding
+                self.model.stop_training = True
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if self._pending or self._instrumentation is None:
-            return
-        if self._tick > 0 and not self.model.stop_training:
-            self._record(self._last_batch)
+        if not self.model.stop_training:
+            records = self._recorder.end_epoch()
+            if records is not None:
+                self._take(records)
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        if self._instrumentation is not None:
-            self.model  # noqa: B018 - sync (JAX) before the variables go
-            self._instrumentation.remove()
-            self._instrumentation = None
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        self.model  # noqa: B018 - sync (JAX) before the variables go
+        self.detach()
 
-    # -- results ------------------------------------------------------------------------
+    # -- results --------------------------------------------------------------------------
     def to_dataframe(self) -> Any:
         """The records as a tidy pandas DataFrame.
 
@@ -259,74 +280,13 @@ class ActivationStats(keras.callbacks.Callback):
 
         return plot_histograms(self.records, **kwargs)
 
-    # -- internals ----------------------------------------------------------------------
-    def _slot(self, target: targets.Target) -> Slot:
-        axis = targets.unit_axis(target.layer)
-        width = targets.known_width(target.layer, axis)
-        if width is None:
-            width = self._widths.get(id(target.layer), -1)
-        low, high = self.histogram_range or targets.histogram_range(target.activation)
-        layout = Layout(
-            bins=self.bins,
-            low=low,
-            high=high,
-            units=width,
-            unit_axis=axis,
-            saturation=SATURATION_BOUNDS.get(target.activation),
-            saturation_threshold=self.saturation_threshold,
-            max_rows=self.max_rows,
-        )
-        return Slot(target, layout)
-
-    def _window_end(self, start: int) -> int | None:
-        steps = (self.params or {}).get("steps")
-        if self.every == "epoch":
-            return steps
-        boundary = (start // self.every + 1) * self.every
-        end = -(-boundary // self._spe) * self._spe
-        return min(end, steps) if steps else end
-
-    def _start_window(self) -> None:
-        start = self._last_batch + 1
-        end = self._window_end(start)
-        count = None if self.batches_per_record == "all" else self.batches_per_record
-        if end is None:
-            low, high = 0, (count if count is not None else _NEVER)
-        else:
-            length = end - start
-            low, high = (0, length) if count is None else (max(length - count, 0), length)
-        self._window, self._tick = (low, high), 0
-        self._instrumentation.start_window(low, high)
-
-    def _record(self, batch: int, reason: str | None = None) -> None:
-        model = self.model  # syncs the state on JAX
-        inst = self._instrumentation
-        vectors = inst.read()
-        order = inst.call_order + [i for i in range(len(inst.slots)) if i not in inst.call_order]
-        new: list[ActivationRecord] = []
-        for index in order:
-            slot = inst.slots[index]
-            stats, counts = finalize(vectors[index], slot.layout)
-            stats.pop("nonfinite_batches")
-            if stats["count"] == 0:
-                continue
-            new.append(
-                ActivationRecord(
-                    fit=self._fit,
-                    epoch=self._epoch,
-                    batch=batch,
-                    step=self._step,
-                    layer=slot.target.path,
-                    activation=slot.target.activation,
-                    stats=stats,
-                    edges=slot.layout.edges,
-                    counts=counts,
-                )
-            )
-        self._start_window()
+    # -- internals ------------------------------------------------------------------------
+    def _take(self, new: list[ActivationRecord]) -> None:
         if not new:
             return
         self.records.extend(new)
+        if len(self.records) > self.max_records:
+            self.records = _thin(self.records)
         findings = diagnose(
             new,
             dead_threshold=self.dead_threshold,
@@ -338,46 +298,35 @@ class ActivationStats(keras.callbacks.Callback):
                 continue
             self._report(finding)
         nonfinite = [f for f in findings if f.condition == "nonfinite"]
-        if self.on_nan == "stop" and (nonfinite or reason):
-            self.stopped_by = nonfinite[0] if nonfinite else None
-            model.stop_training = True
-        if self.log_dir is not None:
-            self._write(new)
+        if self.on_nan == "stop" and nonfinite and self.stopped_by is None:
+            self.stopped_by = nonfinite[0]
+            self.model.stop_training = True
+        if self._sinks is not None:
+            unwritten, self._unwritten = self._unwritten, []
+            self._sinks.write(new, unwritten)
 
     def _report(self, finding: Finding) -> None:
         key = (finding.condition, finding.layer)
         if key in self._warned:
             return
         self._warned.add(key)
-        message = f"ActivationStats: {finding.message}"
+        self._say(f"ActivationStats: {finding.message}")
+
+    def _report_io(self, message: str) -> None:
+        self._say(f"ActivationStats: {message}")
+
+    def _say(self, message: str) -> None:
         self.warnings.append(message)
+        self._unwritten.append(message)
         if self.warn:
-            warnings.warn(message, ActivationStatsWarning, stacklevel=2)
+            warnings.warn(message, ActivationStatsWarning, stacklevel=3)
 
-    def _write(self, new: list[ActivationRecord]) -> None:
-        self.to_csv(os.path.join(self.log_dir, "activation_stats.csv"))
-        self.to_json(os.path.join(self.log_dir, "activation_stats.json"))
-        if self._writer is None:
-            from keras_initkit.stats.tensorboard import EventWriter
 
-            self._writer = EventWriter(os.path.join(self.log_dir, "activations"))
-        for record in new:
-            for name in ("mean", "std", "min", "max", "zero_fraction", "saturated_fraction"):
-                value = record.stats[name]
-                if math.isfinite(value):
-                    self._writer.add_scalar(f"{record.layer}/{name}", value, record.step)
-            counts = record.counts
-            self._writer.add_histogram(
-                f"{record.layer}/activations",
-                record.edges,
-                counts[1:-1],
-                record.step,
-                under=float(counts[0]),
-                over=float(counts[-1]),
-                minimum=record.stats["min"],
-                maximum=record.stats["max"],
-            )
-        self._writer.flush()
+def _thin(records: list[ActivationRecord]) -> list[ActivationRecord]:
+    """Drops every other read (by step), keeping the first and the last."""
+    steps = sorted({(r.fit, r.step) for r in records})
+    keep = set(steps[::2]) | {steps[-1]}
+    return [r for r in records if (r.fit, r.step) in keep]
 
 
 def _finite_loss(logs: dict[str, Any] | None) -> bool:
@@ -388,9 +337,52 @@ def _finite_loss(logs: dict[str, Any] | None) -> bool:
 
 
 def _check_count(name: str, value: Any, allowed: str | None = None) -> Any:
-    if allowed is not None and value == allowed:
+    if allowed is not None and isinstance(value, str) and value == allowed:
         return value
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         extra = f" or {allowed!r}" if allowed else ""
         raise ValueError(f"{name} must be a positive int{extra}; got {value!r}")
     return int(value)
+
+
+def _check_number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number; got {value!r}")
+    if not math.isfinite(float(value)):
+        raise ValueError(f"{name} must be finite; got {value!r}")
+    return float(value)
+
+
+def _check_fraction(name: str, value: Any) -> float:
+    value = _check_number(name, value)
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"{name} must be in (0, 1]; got {value!r}")
+    return value
+
+
+def _check_range(value: Any) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    message = "histogram_range must be (low, high) with finite low < high, or None; got "
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(message + repr(value)) from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(message + repr(value))
+    return low, high
+
+
+def _check_layers(layers: Any) -> Any:
+    if layers is None or (callable(layers) and not isinstance(layers, type)):
+        return layers
+    if isinstance(layers, (list, tuple)):
+        for item in layers:
+            if not isinstance(item, (str, type)):
+                raise TypeError(
+                    "layers must be None, a list of layer names, paths or classes, or a "
+                    f"predicate; got the item {item!r} in {layers!r}")
+        return list(layers)
+    hint = f" (for one layer: layers=[{layers!r}])" if isinstance(layers, (str, type)) else ""
+    raise TypeError("layers must be None, a list of layer names, paths or classes, or a "
+                    f"predicate layer -> bool; got {layers!r}{hint}")

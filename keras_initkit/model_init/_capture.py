@@ -1,9 +1,10 @@
 """Capturing layer outputs during one eager forward pass, on every backend.
 
 Each selected layer's `call` is wrapped on the instance (not the class) for the duration
-of a `with` block and restored after, so the model object is left exactly as it was.
-This works for Sequential, Functional, subclassed and nested models alike, since every
-one of them reaches its layers through `layer.__call__` -> `layer.call`.
+of a `with` block, through the composable patcher in `keras_initkit._patch`, and taken
+off after, so the model object is left as it was, including any other wrapper already on
+it. This works for Sequential, Functional, subclassed and nested models alike, since
+every one of them reaches its layers through `layer.__call__` -> `layer.call`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import keras
+
+from keras_initkit import _patch
 
 
 def _first_tensor(outputs: Any) -> Any:
@@ -24,25 +27,27 @@ def _first_tensor(outputs: Any) -> Any:
 def capture_outputs(layers: list[Any]) -> Iterator[dict[int, Any]]:
     """Yields a dict `id(layer) -> last output tensor`, filled by forward passes in the block."""
     records: dict[int, Any] = {}
-    patched: list[Any] = []
+    installed: list[_patch.Patch] = []
+    seen: set[int] = set()
     try:
         for layer in layers:
-            if id(layer) in {id(p) for p in patched}:
+            if id(layer) in seen:
                 continue
-            original = layer.call
+            seen.add(id(layer))
 
-            def wrapped(*args: Any, _original: Any = original, _key: int = id(layer),
-                        **kwargs: Any) -> Any:
-                outputs = _original(*args, **kwargs)
-                records[_key] = _first_tensor(outputs)
-                return outputs
+            def make(original: Any, _key: int = id(layer)) -> Any:
+                def capturing(*args: Any, **kwargs: Any) -> Any:
+                    outputs = original(*args, **kwargs)
+                    records[_key] = _first_tensor(outputs)
+                    return outputs
 
-            object.__setattr__(layer, "call", wrapped)
-            patched.append(layer)
+                return capturing
+
+            installed.append(_patch.patch(layer, "call", make))
         yield records
     finally:
-        for layer in patched:
-            object.__delattr__(layer, "call")
+        for item in reversed(installed):
+            item.undo()
 
 
 @contextlib.contextmanager
@@ -52,20 +57,22 @@ def intercept_calls(layers: list[Any], hook: Any) -> Iterator[None]:
     The hook calls `original_call(*args, **kwargs)` as often as it needs and returns the
     outputs the rest of the model sees (LSUV rescales a layer during the pass).
     """
-    patched: list[Any] = []
+    installed: list[_patch.Patch] = []
+    seen: set[int] = set()
     try:
         for layer in layers:
-            if any(layer is p for p in patched):
+            if id(layer) in seen:
                 continue
-            original = layer.call
+            seen.add(id(layer))
 
-            def wrapped(*args: Any, _original: Any = original, _layer: Any = layer,
-                        **kwargs: Any) -> Any:
-                return hook(_layer, _original, args, kwargs)
+            def make(original: Any, _layer: Any = layer) -> Any:
+                def intercepting(*args: Any, **kwargs: Any) -> Any:
+                    return hook(_layer, original, args, kwargs)
 
-            object.__setattr__(layer, "call", wrapped)
-            patched.append(layer)
+                return intercepting
+
+            installed.append(_patch.patch(layer, "call", make))
         yield
     finally:
-        for layer in patched:
-            object.__delattr__(layer, "call")
+        for item in reversed(installed):
+            item.undo()

@@ -17,6 +17,7 @@ from keras_initkit.model_init._graph import (
 )
 from keras_initkit.model_init.report import Report
 from keras_initkit.stats import saturation_bounds, summarize
+from keras_initkit.stats.instrument import remove_stale
 
 COLUMNS = ["layer", "class", "mean", "std", "min", "max", "zero", "saturated", "nan/inf"]
 
@@ -67,6 +68,7 @@ def inspect(model: keras.Model, x: Any, *, saturation: float = 0.99) -> Report:
     """
     _validate.inspect_arguments(model, x, saturation)
     check_batch(x)
+    remove_stale(model)  # what a fit that raised left behind (see ActivationStats)
     contexts = layer_contexts(model)
     leaves = [c.layer for c in contexts]
     with capture_outputs(leaves) as outputs:

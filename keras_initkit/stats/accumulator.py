@@ -168,7 +168,14 @@ def merge(vectors: list[np.ndarray], layout: Layout) -> np.ndarray:
 
 
 def finalize(vector: np.ndarray, layout: Layout) -> tuple[dict[str, float], np.ndarray]:
-    """The statistics and the histogram counts (`bins + 2`) of an accumulator."""
+    """The statistics and the histogram counts (`bins + 2`) of an accumulator.
+
+    One meaning for every name, wherever it is reported (`inspect`, `study`, the
+    callback, the files): `count` is the number of finite values folded; `mean`, `std`,
+    `min`, `max`, `zero_fraction` and `saturated_fraction` are over those finite values;
+    `nan_count` and `inf_count` count the others. A layer with no finite value has NaN
+    statistics but its NaN/Inf counts.
+    """
     v = np.asarray(vector, dtype="float64")
     n = v[COUNT]
     total = n + v[NAN] + v[INF]
@@ -179,15 +186,13 @@ def finalize(vector: np.ndarray, layout: Layout) -> tuple[dict[str, float], np.n
         "std": float(np.sqrt(max(v[M2], 0.0) / n)) if n else nan,
         "min": v[MIN] if n else nan,
         "max": v[MAX] if n else nan,
-        "zero_fraction": v[ZEROS] / total if total else nan,
-        "saturated_fraction": v[SATURATED] / total
-        if (total and layout.saturation is not None)
-        else nan,
+        "zero_fraction": v[ZEROS] / n if n else nan,
+        "saturated_fraction": v[SATURATED] / n if (n and layout.saturation is not None) else nan,
         "dead_units": float(np.sum(v[start:] == 0.0)) if (layout.units and total) else nan,
         "units": float(layout.units) if layout.units else nan,
         "nan_count": v[NAN],
         "inf_count": v[INF],
-        "count": total,
+        "count": n,
         "batches": v[BATCHES],
         "nonfinite_batches": v[NONFINITE_CALLS],
     }

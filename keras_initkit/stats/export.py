@@ -106,7 +106,44 @@ def json_text(records: Iterable[ActivationRecord], warnings: list[str]) -> str:
 
 
 def load_json(path: str | os.PathLike[str]) -> tuple[list[ActivationRecord], list[str]]:
-    """Records and warnings from a file written by `ActivationStats.to_json`."""
+    """Records and warnings from `ActivationStats.to_json`'s file or its `log_dir`'s
+    `activation_stats.jsonl` (JSON Lines; a torn last line, from a crash mid-write, is
+    skipped).
+
+    Args:
+        path: a `.json` file written by `to_json`, or a `.jsonl` file.
+
+    Returns:
+        `(records, warnings)`.
+
+    Example:
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "s.jsonl")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write('{"keras_initkit_version": "0"}' + chr(10) + '{"warning": "w"}'
+    ...                 + chr(10) + '{"fit": 0, "ep')
+    >>> keras_initkit.stats.load_json(path)
+    ([], ['w'])
+    """
+    path = os.fspath(path)
     with open(path, encoding="utf-8") as file:
-        payload = json.load(file)
-    return [ActivationRecord.from_json(r) for r in payload["records"]], payload["warnings"]
+        if not path.endswith(".jsonl"):
+            payload = json.load(file)
+            return ([ActivationRecord.from_json(r) for r in payload["records"]],
+                    payload["warnings"])
+        lines = file.read().split("\n")
+    records, warnings = [], []
+    for number, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines) - 1:  # torn by a crash mid-write
+                break
+            raise
+        if "warning" in item:
+            warnings.append(item["warning"])
+        elif "layer" in item:
+            records.append(ActivationRecord.from_json(item))
+    return records, warnings

@@ -13,20 +13,39 @@ Which steps fold is decided by a small control vector `[tick, fold_from, fold_un
 the host sets the window, the device counts steps, and an `ops.cond` skips the fold on
 the other steps (on torch, whose steps run eagerly, the host decides instead, which
 avoids a device sync per step).
+
+An interrupted `fit` (an exception from a callback, `KeyboardInterrupt`) never reaches
+`on_train_end`, so the instrumentation also takes itself off on its own:
+
+- on JAX, where the accumulators must be part of the model's state, when `fit`'s own
+  `finally` syncs the state while an exception propagates (`jax_state_sync` is wrapped);
+- on every backend, the next `make_train_function`, `make_test_function` or
+  `make_predict_function` (the first thing `fit`, `evaluate`, `predict` and the
+  `*_on_batch` methods do) removes an instrumentation whose `fit` is no longer running,
+  so a later plain `fit` rebuilds a clean step instead of reusing the instrumented one;
+- `remove_stale(model)` (used by `inspect`) and `ActivationStats.detach()` do it on demand.
+
+On TensorFlow and torch the accumulators are free variables captured by the step, never
+added to the model, so `model.variables` is the user's at every moment.
 """
 
 from __future__ import annotations
 
+import inspect
+import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
 from keras import ops
 
+from keras_initkit import _patch
 from keras_initkit.stats import _keras_internals as internals
 from keras_initkit.stats.accumulator import Layout, count_nonfinite, fold, merge
-from keras_initkit.stats.targets import Target
+
+if TYPE_CHECKING:
+    from keras_initkit.stats.targets import Target
 
 _STEP = threading.local()  # .owner: the Instrumentation whose train_step is running
 
@@ -46,7 +65,6 @@ class Slot:
         self.target = target
         self.layout = layout
         self.variable: Any = None
-        self.original_call: Any = None  # an instance-level `call` the user had, if any
         self.shapes: list[tuple[Any, ...]] = []
 
 
@@ -62,29 +80,74 @@ class Instrumentation:
         self.call_order: list[int] = []  # slot indices in the order the step calls them
         self._torch = keras.backend.backend() == "torch"
         self._installed = False
+        self._fit_frame: Any = None
+        self._patches = []
+        self.on_remove: list[Any] = []  # called after `remove` (the callback closes files)
 
     # -- installing and removing ------------------------------------------------------
     def install(self) -> None:
         model = self.model
-        # A fit that raised never reached on_train_end: take its instrumentation off first.
-        stale = getattr(model.__dict__.get("train_step"), "instrumentation", None)
-        if isinstance(stale, Instrumentation):
-            stale.remove()
+        remove_stale(model, force=True)  # a fit that raised never reached on_train_end
+        self._fit_frame = _fit_frame(model)
+        self._outer_exception = sys.exc_info()[1]
+        self._patches: list[_patch.Patch] = []
         for index, slot in enumerate(self.slots):
-            self._patch_call(slot, index)
-        original_step = model.train_step
+            self._patches.append(_patch.patch(slot.target.layer, "call", self._watch(slot, index)))
 
-        def recording_train_step(*args: Any, **kwargs: Any) -> Any:
-            _STEP.owner, _STEP.predicate = self, None
-            try:
-                return original_step(*args, **kwargs)
-            finally:
-                _STEP.owner, _STEP.predicate = None, None
+        def make_step(original_step: Any) -> Any:
+            def recording_train_step(*args: Any, **kwargs: Any) -> Any:
+                _STEP.owner, _STEP.predicate = self, None
+                try:
+                    return original_step(*args, **kwargs)
+                finally:
+                    _STEP.owner, _STEP.predicate = None, None
 
-        recording_train_step.instrumentation = self  # type: ignore[attr-defined]
-        object.__setattr__(model, "train_step", recording_train_step)
+            return recording_train_step
+
+        self._patches.append(_patch.patch(model, "train_step", make_step))
+        for name in ("make_train_function", "make_test_function", "make_predict_function"):
+            self._patches.append(_patch.patch(model, name, self._guard))
+        if hasattr(model, "jax_state_sync"):
+            self._patches.append(_patch.patch(model, "jax_state_sync", self._sync_guard))
+        _INSTALLED[id(model)] = self
         self._installed = True
         model.make_train_function(force=True)  # fit() built it before on_train_begin
+
+    def running(self) -> bool:
+        """Whether the `fit` this was installed in is still on the stack."""
+        if self._fit_frame is None:
+            return self._installed
+        frame = inspect.currentframe()
+        while frame is not None:
+            if frame is self._fit_frame:
+                return True
+            frame = frame.f_back
+        return False
+
+    def _guard(self, original: Any) -> Any:
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            if self._installed and not self.running():
+                self.remove()
+                return getattr(self.model, original.__name__)(*args, **kwargs)
+            return original(*args, **kwargs)
+
+        return guarded
+
+    def _sync_guard(self, original: Any) -> Any:
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            result = original(*args, **kwargs)
+            error = sys.exc_info()[1]
+            if error is not None and error is not self._outer_exception:
+                caller = inspect.currentframe()
+                for _ in range(3):  # fit -> Patch.wrapper -> guarded
+                    if caller is None or caller is self._fit_frame:
+                        break
+                    caller = caller.f_back
+                if caller is not None and caller is self._fit_frame:
+                    self.remove()  # fit's `finally` while an exception propagates
+            return result
+
+        return guarded
 
     @property
     def needs_shapes(self) -> bool:
@@ -117,7 +180,8 @@ class Instrumentation:
                         name="activation_stats",
                         **options,
                     )
-                internals.attach_state(slot.target.layer, slot.variable)
+                if _JAX:
+                    internals.attach_state(slot.target.layer, slot.variable)
             if not self._torch:
                 self.control = keras.Variable(
                     np.zeros(3, "float32"),
@@ -127,39 +191,44 @@ class Instrumentation:
                     name="activation_stats_control",
                     **options,
                 )
-                internals.attach_state(self.slots[0].target.layer, self.control)
+                if _JAX:
+                    internals.attach_state(self.slots[0].target.layer, self.control)
         self.model.make_train_function(force=True)
 
     def remove(self) -> None:
-        """Leaves the model exactly as it was before `install`."""
+        """Leaves the model as it was before `install` (idempotent)."""
+        if not self._installed:
+            return
+        self._installed = False
+        for item in reversed(self._patches):
+            item.undo()
+        self._patches = []
         for slot in self.slots:
-            layer = slot.target.layer
-            layer.__dict__.pop("call", None)
-            if slot.original_call is not None:
-                object.__setattr__(layer, "call", slot.original_call)
             if slot.variable is not None:
-                internals.detach_state(layer, slot.variable)
+                internals.detach_state(slot.target.layer, slot.variable)
                 slot.variable = None
         if self.control is not None:
             internals.detach_state(self.slots[0].target.layer, self.control)
             self.control = None
-        self.model.__dict__.pop("train_step", None)
+        if _INSTALLED.get(id(self.model)) is self:
+            del _INSTALLED[id(self.model)]
         self.model.train_function = None  # the compiled step still holds the folds
-        self._installed = False
+        self._fit_frame = None
+        for hook in self.on_remove:
+            hook()
 
     # -- the per-step work ------------------------------------------------------------
-    def _patch_call(self, slot: Slot, index: int) -> None:
-        layer = slot.target.layer
-        slot.original_call = layer.__dict__.get("call")
-        call = layer.call
+    def _watch(self, slot: Slot, index: int) -> Any:
+        def make(call: Any) -> Any:
+            def watched_call(*args: Any, **kwargs: Any) -> Any:
+                outputs = call(*args, **kwargs)
+                if getattr(_STEP, "owner", None) is self:
+                    self._observe(slot, index, outputs)
+                return outputs
 
-        def watched_call(*args: Any, **kwargs: Any) -> Any:
-            outputs = call(*args, **kwargs)
-            if getattr(_STEP, "owner", None) is self:
-                self._observe(slot, index, outputs)
-            return outputs
+            return watched_call
 
-        object.__setattr__(layer, "call", watched_call)
+        return make
 
     def _observe(self, slot: Slot, index: int, outputs: Any) -> None:
         y = _first_float_tensor(outputs)
@@ -210,6 +279,33 @@ class Instrumentation:
             ]
             vectors.append(merge(locals_, slot.layout))
         return vectors
+
+
+_JAX = keras.backend.backend() == "jax"
+_INSTALLED: dict[int, Instrumentation] = {}  # id(model) -> its live instrumentation
+
+
+def remove_stale(model: Any, force: bool = False) -> bool:
+    """Removes an instrumentation left on `model` by a `fit` that is no longer running.
+
+    With `force=True` it is removed even if that `fit` is running. Returns whether one
+    was removed.
+    """
+    inst = _INSTALLED.get(id(model))
+    if inst is None or inst.model is not model or (inst.running() and not force):
+        return False
+    inst.remove()
+    return True
+
+
+def _fit_frame(model: Any) -> Any:
+    """The frame of the `fit` of `model` that is calling us, or None."""
+    frame = inspect.currentframe()
+    while frame is not None:
+        if frame.f_code.co_name == "fit" and frame.f_locals.get("self") is model:
+            return frame
+        frame = frame.f_back
+    return None
 
 
 def _replicas(model: Any) -> int:

@@ -1,0 +1,194 @@
+"""The recorder: windows, steps and records of one `fit`, over an `Instrumentation`.
+
+`ActivationStats` maps Keras's hooks onto it: `begin` (on_train_begin), `start_epoch`,
+`before_batch`, `after_batch` (returns the records due), `end_epoch` and `end`. The
+recorder owns the window arithmetic, the shape-learning first step, the per-step
+non-finite check and the assembly of `ActivationRecord`s; the instrumentation owns what
+is patched into the model and the device-side accumulators.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+from keras import ops
+
+from keras_initkit.stats import targets
+from keras_initkit.stats.accumulator import INF, NAN, Layout, finalize
+from keras_initkit.stats.instrument import Instrumentation, Slot
+from keras_initkit.stats.record import ActivationRecord
+from keras_initkit.stats.summary import saturation_bounds
+
+_NEVER = 3.0e38
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What the recorder folds: see `ActivationStats` for each field's meaning."""
+
+    every: int | str
+    batches_per_record: int | str
+    layers: Any
+    max_rows: int | None
+    bins: int
+    histogram_range: tuple[float, float] | None
+    saturation_threshold: float
+    check_nonfinite: bool
+
+
+class Recorder:
+    """Records one model's activation statistics over the `fit` calls it is given."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.fits = 0
+        self.step = 0
+        self.instrumentation: Instrumentation | None = None
+        self._widths: dict[int, int] = {}  # id(layer) -> units learned by a first step
+        # Called before the accumulators are read: on JAX the callback's `self.model`
+        # puts the step's state back into the variables.
+        self.sync: Any = lambda: None
+
+    # -- the fit lifecycle ----------------------------------------------------------------
+    def begin(self, model: Any, steps: int | None) -> Instrumentation:
+        self.fit = self.fits
+        self.fits += 1
+        self.steps = steps
+        slots = [self._slot(t) for t in targets.select(model, self.settings.layers)]
+        inst = Instrumentation(model, slots, self.settings.check_nonfinite)
+        inst.install()
+        self.instrumentation = inst
+        self.pending = inst.needs_shapes
+        if not self.pending:
+            inst.allocate()
+        self.spe = int(getattr(model, "steps_per_execution", 1) or 1)
+        self.epoch, self.last_batch, self.bucket, self.tick = 0, -1, 0, 0
+        return inst
+
+    def start_epoch(self, epoch: int) -> None:
+        self.epoch, self.last_batch, self.bucket = epoch, -1, 0
+        if not self.pending:
+            self._start_window()
+
+    def before_batch(self) -> None:
+        inst = self.instrumentation
+        if inst is not None and inst.control is None and not self.pending:
+            low, high = self.window
+            inst.fold_now = low <= self.tick < high  # torch: the host decides
+
+    def after_batch(self, batch: int) -> list[ActivationRecord] | None:
+        """The records of a window that ended with `batch`, or None when none is due."""
+        steps = batch - self.last_batch
+        self.last_batch = batch
+        self.step += steps
+        if self.pending:  # the first step has shown every output's shape
+            self.pending = False
+            inst = self.instrumentation
+            inst.learn_shapes()
+            for slot in inst.slots:
+                self._widths[id(slot.target.layer)] = slot.layout.units
+            inst.allocate()  # and rebuilds the train function
+            self._start_window()
+            return None
+        self.tick += steps
+        every = self.settings.every
+        if every != "epoch" and (batch + 1) // every > self.bucket:
+            self.bucket = (batch + 1) // every
+            return self.read(batch)
+        return None
+
+    def nonfinite_now(self) -> bool:
+        """Whether any watched output held NaN/Inf since the window began (one small read
+        per layer; the model state must be synced)."""
+        inst = self.instrumentation
+        if inst is None or self.pending:
+            return False
+        self.sync()
+        for slot in inst.slots:
+            counts = ops.convert_to_numpy(slot.variable.value[NAN : INF + 1])
+            if np.any(np.asarray(counts) > 0):
+                return True
+        return False
+
+    def end_epoch(self) -> list[ActivationRecord] | None:
+        if self.pending or self.instrumentation is None or self.tick == 0:
+            return None
+        return self.read(self.last_batch)
+
+    def end(self) -> None:
+        if self.instrumentation is not None:
+            self.instrumentation.remove()
+            self.instrumentation = None
+
+    # -- reading --------------------------------------------------------------------------
+    def read(self, batch: int) -> list[ActivationRecord]:
+        """The records of the current window (forward order), then a new window."""
+        inst = self.instrumentation
+        self.sync()
+        vectors = inst.read()
+        order = inst.call_order + [i for i in range(len(inst.slots)) if i not in inst.call_order]
+        new: list[ActivationRecord] = []
+        for index in order:
+            slot = inst.slots[index]
+            stats, counts = finalize(vectors[index], slot.layout)
+            stats.pop("nonfinite_batches")
+            if stats["count"] + stats["nan_count"] + stats["inf_count"] == 0:
+                continue  # nothing folded in this window (e.g. a layer not called)
+            new.append(
+                ActivationRecord(
+                    fit=self.fit,
+                    epoch=self.epoch,
+                    batch=batch,
+                    step=self.step,
+                    layer=slot.target.path,
+                    activation=slot.target.activation,
+                    stats=stats,
+                    edges=slot.layout.edges,
+                    counts=counts,
+                )
+            )
+        self._start_window()
+        return new
+
+    # -- internals ------------------------------------------------------------------------
+    def _slot(self, target: targets.Target) -> Slot:
+        s = self.settings
+        axis = targets.unit_axis(target.layer)
+        width = targets.known_width(target.layer, axis)
+        if width is None:
+            width = self._widths.get(id(target.layer), -1)
+        low, high = s.histogram_range or targets.histogram_range(target.activation)
+        layout = Layout(
+            bins=s.bins,
+            low=low,
+            high=high,
+            units=width,
+            unit_axis=axis,
+            saturation=saturation_bounds(target.activation),
+            saturation_threshold=s.saturation_threshold,
+            max_rows=s.max_rows,
+        )
+        return Slot(target, layout)
+
+    def _window_end(self, start: int) -> int | None:
+        every = self.settings.every
+        if every == "epoch":
+            return self.steps
+        boundary = (start // every + 1) * every
+        end = -(-boundary // self.spe) * self.spe
+        return min(end, self.steps) if self.steps else end
+
+    def _start_window(self) -> None:
+        start = self.last_batch + 1
+        end = self._window_end(start)
+        per = self.settings.batches_per_record
+        count = None if per == "all" else per
+        if end is None:
+            low, high = 0, (count if count is not None else _NEVER)
+        else:
+            length = end - start
+            low, high = (0, length) if count is None else (max(length - count, 0), length)
+        self.window, self.tick = (low, high), 0
+        self.instrumentation.start_window(low, high)
