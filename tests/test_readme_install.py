@@ -84,3 +84,10 @@ def test_install_line_parser():
     assert (line.target, line.extras, line.editable, line.then) == (".", ["a", "b"], True, ["x y"])
     assert promises.program("KERAS_BACKEND=jax keras-initkit demo") == "keras-initkit"
     assert promises.python_module("python -m pytest -x") == "pytest"
+
+
+def test_changelog_starts_at_the_package_version():
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    (version,) = re.findall(r'__version__ = "([^"]+)"', (ROOT / "keras_initkit" / "version.py")
+                            .read_text())
+    assert re.findall(r"^## (\S+)", changelog, flags=re.MULTILINE)[0] == version
