@@ -1,3 +1,3 @@
 """The package version, kept in a module of its own so packaging can read it statically."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
