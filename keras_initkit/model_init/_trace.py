@@ -16,6 +16,7 @@ the callers report the graph as not visible instead of raising.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import keras
@@ -64,6 +65,11 @@ class Graph:
 
     def calls_of(self, op: Any) -> list[Call]:
         return [call for call in self.calls if call.op is op]
+
+
+def _direct_sublayers(layer: Any) -> list[Any]:
+    flatten = getattr(layer, "_flatten_layers", None)  # Keras has no public name for it
+    return [] if flatten is None else list(flatten(include_self=False, recursive=False))
 
 
 def _keras_tensors(structure: Any) -> list[Any]:
@@ -139,7 +145,7 @@ def _inputs_from_build_config(layer: Any) -> tuple[tuple[Any, ...], dict[str, An
         if isinstance(shape, (list, tuple)) and all(
             d is None or isinstance(d, int) for d in shape
         ):
-            return keras.Input(batch_shape=tuple(shape))
+            return keras.KerasTensor(tuple(shape))
         if isinstance(shape, dict):
             return {key: symbolic(value) for key, value in shape.items()}
         if isinstance(shape, (list, tuple)):
@@ -157,6 +163,20 @@ def _inputs_from_build_config(layer: Any) -> tuple[tuple[Any, ...], dict[str, An
     raise TraceError(f"{layer.name!r} records no input shape")
 
 
+_BATCH, _LENGTH = 2, 8  # sizes for unknown dimensions when tracing
+
+
+def _concrete(value: Any) -> Any:
+    """A new symbolic input like `value`, with unknown dimensions made concrete."""
+    if not isinstance(value, keras.KerasTensor):
+        return value
+    shape = tuple(
+        (_BATCH if axis == 0 else _LENGTH) if d is None else d
+        for axis, d in enumerate(value.shape)
+    )
+    return keras.Input(batch_shape=shape, dtype=value.dtype)
+
+
 def trace_call(layer: Any, args: Any = None, kwargs: Any = None) -> Graph:
     """Runs `layer.call` on symbolic tensors and returns the graph of what it called.
 
@@ -166,15 +186,31 @@ def trace_call(layer: Any, args: Any = None, kwargs: Any = None) -> Graph:
     """
     if args is None and kwargs is None:
         args, kwargs = _inputs_from_build_config(layer)
-    args, kwargs = tuple(args or ()), dict(kwargs or {})
+    # fresh inputs of concrete sizes: code such as a causal mask built from
+    # `ops.shape(x)` cannot run on unknown (None) dimensions
+    args, kwargs = keras.tree.map_structure(_concrete, (tuple(args or ()), dict(kwargs or {})))
     if not _keras_tensors((args, kwargs)):
         raise TraceError(f"{layer.name!r} takes no tensor input to trace")
+    # A sublayer called on symbolic tensors reports its output through its own
+    # `compute_output_spec`, which may not take every argument its `call` takes
+    # (keras-hub's CachedMultiHeadAttention and `cache=`); the generic one runs `call`.
+    patched = []
+    for sub in _direct_sublayers(layer):
+        if "compute_output_spec" not in vars(sub):
+            object.__setattr__(
+                sub, "compute_output_spec", functools.partial(keras.Operation.compute_output_spec, sub)
+            )
+            patched.append(sub)
     try:
         outputs = layer.call(*args, **kwargs)
     except Exception as error:  # noqa: BLE001 - code that only runs on real tensors
         raise TraceError(
-            f"its call could not run symbolically ({type(error).__name__}: {error})"
+            f"its call could not run symbolically ({type(error).__name__}: "
+            f"{str(error).strip().splitlines()[0] if str(error).strip() else ''})"
         ) from error
+    finally:
+        for sub in patched:
+            object.__delattr__(sub, "compute_output_spec")
     if not _keras_tensors(outputs):
         raise TraceError("its call returned no symbolic tensor")
     return graph_between((args, kwargs), outputs)

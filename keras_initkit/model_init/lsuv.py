@@ -111,6 +111,12 @@ def lsuv(
         raise
 
 
+def _is_table(layer: Any) -> bool:
+    """An embedding lookup: its output is rows of its table, not a projection to rescale."""
+    kernels = kernel_weights(layer)
+    return bool(kernels) and all(a == "embeddings_initializer" for _, _, a in kernels)
+
+
 def _std(values: Any) -> float:
     return float(np.asarray(keras.ops.convert_to_numpy(values), np.float64).std())
 
@@ -140,7 +146,7 @@ class _Pass:
     def __call__(self, layer: Any, call: Any, args: Any, kwargs: Any) -> Any:
         if id(layer) in self.results:  # a shared layer: rescaled at its first call
             return call(*args, **kwargs)
-        if isinstance(layer, keras.layers.Embedding):
+        if _is_table(layer):
             self.results[id(layer)] = {"status": "skipped: an embedding table (kept)"}
             return call(*args, **kwargs)
         if isinstance(layer, _RECURRENT):
@@ -204,7 +210,7 @@ def _lsuv(model, x, target_std, tol, max_iter, orthogonal, seed):  # noqa: ANN00
         raise ValueError(f"model {model.name!r} has no weighted layer to rescale")
     if orthogonal:
         for index, context in enumerate(weighted):
-            if isinstance(context.layer, keras.layers.Embedding):
+            if _is_table(context.layer):
                 continue
             for _, variable, _ in kernel_weights(context.layer):
                 init = ki.Orthogonal(seed=None if seed is None else seed + index)

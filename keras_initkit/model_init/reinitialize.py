@@ -157,6 +157,7 @@ def reinitialize(
         layers = [layers]
 
     rows, notes = [], []
+    assigned: dict[int, str] = {}  # variable id -> the row that set it
     counter = 0
     for context in layer_contexts(model):
         layer, path = context.layer, context.path
@@ -179,7 +180,19 @@ def reinitialize(
         for owner, variable, attribute in kernels:
             weight_seed = None if seed is None else seed + counter
             counter += 1
-            if isinstance(entry, str) and entry == "auto":
+            label = path if len(kernels) == 1 else f"{path}/{_relative(variable, layer, short)}"
+            if id(variable) in assigned:  # tied weights: one variable, two layers
+                rows.append(_row(label, layer, context.seen,
+                                 f"kept (the same variable as {assigned[id(variable)]})"))
+                continue
+            assigned[id(variable)] = label
+            auto = isinstance(entry, str) and entry == "auto"
+            kept = _kept_embedding(layer, attribute) if auto else None
+            if kept is not None:
+                rows.append(_row(label, layer, context.seen, kept))
+                notes.append(f"{label}: {kept}")
+                continue
+            if auto:
                 init = _auto(context, owner, attribute, weight_seed)
             else:
                 init = _with_seed(ki.get(entry), weight_seed)
@@ -190,10 +203,6 @@ def reinitialize(
                 layer, keras.layers.MultiHeadAttention
             ):
                 setattr(owner, attribute, init)
-            if len(kernels) == 1:
-                label = path
-            else:
-                label = f"{path}/{_relative(variable, layer, short)}"
             rows.append(
                 {
                     "layer": label,
@@ -222,6 +231,23 @@ def reinitialize(
             + ("" if layers is None else f" among layers={layers!r}")
         )
     return Report(f"reinitialize({model.name})", COLUMNS, rows, notes)
+
+
+def _kept_embedding(layer: Any, attribute: str) -> str | None:
+    """Why `"auto"` keeps an embedding table, or None to redraw it.
+
+    A plain `Embedding` is redrawn with fan_in 1 (unit std). A table that is also the
+    output projection (keras-hub's `ReversibleEmbedding(tie_weights=True)`) would turn
+    unit-std rows into logits of std sqrt(dim), and a custom layer's table (a learned
+    position embedding) has no fan to read: both keep the scale their authors chose.
+    """
+    if attribute != "embeddings_initializer":
+        return None
+    if getattr(layer, "tie_weights", False):
+        return "kept (tied: the table is also the output projection)"
+    if not isinstance(layer, keras.layers.Embedding):
+        return "kept (embedding table of a custom layer: no fan to read)"
+    return None
 
 
 def _relative(variable: Any, layer: Any, short: bool) -> str:

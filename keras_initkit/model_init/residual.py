@@ -13,6 +13,8 @@ from keras_initkit.model_init import _validate
 from keras_initkit.model_init._graph import (
     bias_weights,
     is_container,
+    is_functional_model,
+    is_model,
     kernel_weights,
     read_model,
 )
@@ -46,7 +48,7 @@ def _weighted(op: Any) -> bool:
     if not isinstance(op, keras.layers.Layer) or isinstance(op, keras.layers.Embedding):
         return False
     if is_container(op):
-        return any(v for v in op.weights if "embeddings" not in v.path)
+        return any("embeddings" not in v.path for v in op.weights)
     return any(a != "embeddings_initializer" for _, _, a in kernel_weights(op))
 
 
@@ -97,11 +99,16 @@ def _segment(graph: Graph, tensor: int, own: set[int], start: set[int]) -> list[
     return calls
 
 
-def _branches(prefix: str, graph: Graph) -> list[_Branch]:
+def _branches(prefix: str, graph: Graph, traced: bool) -> list[_Branch]:
     found = []
+    sums = 0
     for call in graph.calls:
         if not _is_residual_sum(call):
             continue
+        sums += 1
+        # a traced call's operations get new global names at every trace: number them
+        name = f"add[{sums - 1}]" if traced and not isinstance(call.op, keras.layers.Layer) \
+            else call.op.name
         a, b = list(dict.fromkeys(call.inputs))[:2]
         anc_a, anc_b = _ancestors(graph, a), _ancestors(graph, b)
         common = anc_a & anc_b
@@ -120,8 +127,29 @@ def _branches(prefix: str, graph: Graph) -> list[_Branch]:
              if _weighted(c.op) or isinstance(c.op, keras.layers.BatchNormalization)),
             None,
         )
-        found.append(_Branch(f"{prefix}{call.op.name}", branch, last, prefix))
+        found.append(_Branch(f"{prefix}{name}", branch, last, prefix))
     return found
+
+
+def _inside(container: Any) -> tuple[list[Any], Any]:
+    """A custom layer or nested model in a branch: its weighted leaves, and its last one."""
+    contexts, graphs = read_model(container)
+    leaves = [c.layer for c in contexts if _weighted(c.layer)]
+    graph = graphs[0][2]
+    last = None
+    if graph is not None and graph.outputs:
+        tensor, seen = graph.outputs[0], set()
+        while tensor not in seen:
+            seen.add(tensor)
+            call = graph.producer(tensor)
+            if call is None or not call.inputs:
+                break
+            op = call.op
+            if _weighted(op) or isinstance(op, keras.layers.BatchNormalization):
+                last = _inside(op)[1] if is_container(op) else op
+                break
+            tensor = call.inputs[0]
+    return leaves, last
 
 
 def _last_projection(layer: Any) -> Any:
@@ -192,7 +220,9 @@ def zero_init_residual(model: keras.Model, *, fixup: bool = True, mode: str = "z
         if graph is None:
             hidden.append(why)
             continue
-        branches.extend(_branches(prefix, graph))
+        traced = not (is_model(container) and (
+            isinstance(container, keras.Sequential) or is_functional_model(container)))
+        branches.extend(_branches(prefix, graph, traced))
     if not branches:
         detail = "".join(f"; not visible: {why}" for why in hidden)
         raise ValueError(
@@ -212,8 +242,14 @@ def zero_init_residual(model: keras.Model, *, fixup: bool = True, mode: str = "z
 
 def _apply(branch: _Branch, total: int, fixup: bool, mode: str, notes: list[str]) -> dict:
     layers = [c.op for c in branch.calls if isinstance(c.op, keras.layers.Layer)]
-    weighted = list({id(lay): lay for lay in layers if _weighted(lay)}.values())
+    weighted = []
+    for lay in layers:
+        if _weighted(lay):
+            weighted.extend(_inside(lay)[0] if is_container(lay) else [lay])
+    weighted = list({id(lay): lay for lay in weighted}.values())
     last = branch.last
+    if last is not None and is_container(last):
+        last = _inside(last)[1]
     names = " <- ".join(lay.name for lay in layers)
     m = len(weighted)
     if last is None or is_container(last):
