@@ -218,6 +218,6 @@ def test_demo_writes_the_run_folder_and_the_diagnosis(tmp_path):
     assert all(len(line) <= 80 for line in result.stdout.splitlines() if str(out) not in line)
     for run in ("bad_init", "reinitialized"):
         files = set(os.listdir(out / run))
-        assert {"activation_stats.csv", "activation_stats.json", "activations"} <= files
+        assert {"activation_stats.csv", "activation_stats.jsonl", "activations"} <= files
         assert os.listdir(out / run / "activations")[0].startswith("events.out.tfevents")
         assert {"layer_stats.png", "histograms.png", "histograms_over_time.png"} <= files

@@ -101,7 +101,7 @@ class ActivationStats(keras.callbacks.Callback):
         max_records: how many records `.records` keeps in memory. Past it, every other
             read (all layers of one step) is dropped, oldest and newest kept, so memory
             stays bounded over any run length while `.records` still spans the whole
-            run; the files keep every record. Defaults to `20_000`.
+            run; the files keep every record. Defaults to `10_000` (about 20 MB).
 
     Example:
     >>> model = keras.Sequential([keras.Input((8,)),
@@ -138,7 +138,7 @@ class ActivationStats(keras.callbacks.Callback):
         on_nan: str = "warn",
         log_dir: str | os.PathLike[str] | None = None,
         warn: bool = True,
-        max_records: int = 20_000,
+        max_records: int = 10_000,
     ) -> None:
         super().__init__()
         self.every = _check_count("every", every, allowed="epoch")

@@ -75,24 +75,16 @@ def _names(layers: list[str]) -> str:
     return ", ".join(layers) if len(layers) <= 4 else f"{layers[0]}, {layers[1]} ... {layers[-1]}"
 
 
-def _summarize_findings(records: list[Any], std_ratio: float = 100.0) -> list[tuple[str, str]]:
+def _summarize_findings(records: list[Any]) -> list[tuple[str, str]]:
     """Per condition found in one read: `(which layers, what it means)`."""
     by_condition: dict[str, list[Any]] = defaultdict(list)
-    for finding in diagnose(records, std_ratio=std_ratio):
+    for finding in diagnose(records):  # ActivationStats' own thresholds
         by_condition[finding.condition].append(finding)
-    stds = [(r.layer, r.stats["std"]) for r in records]
-    base = next((v for _, v in stds if np.isfinite(v) and v > 0), None)
     lines = []
     for condition, findings in by_condition.items():
-        message = findings[0].message
-        if condition == "vanishing" and base is not None:
-            layers = [name for name, v in stds if v < base / std_ratio]
-        elif condition == "exploding" and base is not None:
-            layers = [name for name, v in stds if v > base * std_ratio]
-        else:
-            layers = [f.layer for f in findings]
+        layers = [name for f in findings for name in (f.layers or (f.layer,))]
         where = f"{condition} in {len(layers)} of {len(records)} layers ({_names(layers)})"
-        lines.append((where, message))
+        lines.append((where, findings[0].message))
     return lines
 
 
@@ -222,6 +214,6 @@ def run(args: Any) -> int:
     atomic_write_text(os.path.join(args.out, "summary.json"), json.dumps(summary, indent=1))
     bad, good = runs["bad_init"]["test_accuracy"], runs["reinitialized"]["test_accuracy"]
     print(f"\ntest accuracy: {bad:.3f} with {init}, {good:.3f} after reinitialize(model)")
-    print(f"\nrun folder {args.out}: summary.json; per run, activation_stats.csv/.json,\n"
+    print(f"\nrun folder {args.out}: summary.json; per run, activation_stats.csv/.jsonl,\n"
           f"PNG plots and TensorBoard logs (tensorboard --logdir {args.out})")
     return 0

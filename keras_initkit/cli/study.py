@@ -17,6 +17,7 @@ import math
 import re
 import sys
 import textwrap
+from types import SimpleNamespace
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,7 +26,8 @@ import numpy as np
 
 from keras_initkit.cli._choices import activation_function, make_initializer
 from keras_initkit.model_init import lsuv
-from keras_initkit.stats import saturation_bounds, summarize
+from keras_initkit.stats import diagnose, saturation_bounds
+from keras_initkit.stats.summary import layer_record
 from keras_initkit.stats.export import atomic_save, atomic_write_text
 
 __all__ = [
@@ -45,7 +47,7 @@ MAX_PANELS = 10  # histogram panels per row of the figure (layers evenly spread)
 COLLAPSED_STD = 1e-3  # below this a layer's output carries (almost) nothing
 VANISH_RATIO = 10.0  # std falling (growing) this many times over the stack is flagged
 SATURATED = 0.5  # fraction of outputs at a bound that makes a layer "saturated"
-DEAD = 0.9  # fraction of exact zeros that makes a layer "dead"
+DEAD = 0.9  # fraction of units that never fire on the batch that makes a layer "dead"
 
 
 @dataclasses.dataclass
@@ -148,20 +150,26 @@ def _g(value: float) -> str:
     return f"{value:.3g}"
 
 
+_LABELS = {"nonfinite": "non-finite", "identical": "identical units"}
+
+
 def diagnose_stack(activation: str, layers: list[dict[str, float]]) -> list[str]:
     """The conditions of one stack, in words; an empty list means healthy.
 
-    Checked: NaN/Inf; identical units (every output equal: zero init); collapsed (last
-    std below `COLLAPSED_STD`); vanishing or exploding (std changing more than
-    `VANISH_RATIO` times over the stack); saturated (more than `SATURATED` of a bounded
-    activation's outputs at its bounds); dead (more than `DEAD` exactly zero).
+    The package's one diagnosis (`keras_initkit.stats.diagnose`), with the lesson's
+    thresholds: NaN/Inf; identical units (every output equal: zero init); collapsed (std
+    below `COLLAPSED_STD`); vanishing or exploding (std changing more than `VANISH_RATIO`
+    times from the first layer); saturated (more than `SATURATED` of a bounded
+    activation's outputs at its bounds); dead (more than `DEAD` of the units never
+    fire on the batch).
 
     Args:
-        activation: the activation's name (for the wording).
-        layers: per layer, the statistics of `keras_initkit.stats.summarize`.
+        activation: the activation's name.
+        layers: per layer, the statistics of `keras_initkit.stats.summarize` (plus
+            `dead_units` and `units`, when known).
 
     Returns:
-        A list of sentences, each starting with its condition and a colon.
+        A list of sentences, one per condition, each starting with it and a colon.
 
     Example:
     >>> from keras_initkit.cli.study import diagnose_stack
@@ -173,36 +181,22 @@ def diagnose_stack(activation: str, layers: list[dict[str, float]]) -> list[str]
     Reference:
     - [Glorot & Bengio, 2010](https://proceedings.mlr.press/v9/glorot10a.html)
     """
-    depth = len(layers)
-    stds = [row["std"] for row in layers]
-    flags = []
-    bad = [i for i, row in enumerate(layers) if row["nan_count"] + row["inf_count"] > 0]
-    if bad:
-        flags.append(f"non-finite: NaN/Inf values from layer {bad[0] + 1} on")
-    if all(s == 0 for s in stds):
-        flags.append("identical units: every output of every layer is the same value "
-                     "(std 0); no unit can learn anything the others do not")
-    elif stds[-1] < COLLAPSED_STD:
-        first = next(i for i, s in enumerate(stds) if s < COLLAPSED_STD)
-        flags.append(f"collapsed: std {_g(stds[0])} at layer 1 falls below {COLLAPSED_STD:g} "
-                     f"by layer {first + 1} ({_g(stds[-1])} at layer {depth}); the last "
-                     "layers see no signal and get no gradient")
-    elif stds[0] > 0 and stds[-1] < stds[0] / VANISH_RATIO:
-        flags.append(f"vanishing: std falls {stds[0] / stds[-1]:.3g}x over {depth} layers "
-                     f"({_g(stds[0])} -> {_g(stds[-1])})")
-    elif stds[0] > 0 and stds[-1] > stds[0] * VANISH_RATIO:
-        flags.append(f"exploding: std grows {stds[-1] / stds[0]:.3g}x over {depth} layers "
-                     f"({_g(stds[0])} -> {_g(stds[-1])})")
-    saturated = [i for i, row in enumerate(layers) if row["saturated_fraction"] > SATURATED]
-    if saturated:
-        worst = max(layers[i]["saturated_fraction"] for i in saturated)
-        flags.append(f"saturated: more than {SATURATED:.0%} of {activation} outputs at its "
-                     f"bounds in {len(saturated)} of {depth} layers (up to {worst:.0%}), "
-                     f"from layer {saturated[0] + 1}; their gradients are ~0")
-    dead = [i for i, row in enumerate(layers) if row["zero_fraction"] > DEAD]
-    if dead and not all(s == 0 for s in stds):
-        flags.append(f"dead: more than {DEAD:.0%} of outputs exactly zero in {len(dead)} of "
-                     f"{depth} layers, from layer {dead[0] + 1}")
+    records = [SimpleNamespace(layer=f"layer {i + 1}", activation=activation, stats=row)
+               for i, row in enumerate(layers)]
+    findings = diagnose(records, std_ratio=VANISH_RATIO, collapsed_std=COLLAPSED_STD,
+                        saturated_threshold=SATURATED, dead_threshold=DEAD)
+    depth, flags, said = len(layers), [], set()
+    for finding in findings:
+        if finding.condition in said:
+            continue
+        said.add(finding.condition)
+        where = [f.layer for f in findings if f.condition == finding.condition]
+        if finding.condition in ("nonfinite", "saturated", "dead", "collapsed"):
+            text = (f"{finding.summary} in {len(where)} of {depth} layers, from {where[0]}: "
+                    f"{finding.message}")
+        else:
+            text = finding.message
+        flags.append(f"{_LABELS.get(finding.condition, finding.condition)}: {text}")
     return flags
 
 
@@ -255,10 +249,10 @@ def run_study(
             h = keras.ops.convert_to_tensor(data)
             for layer in model.layers:
                 h = layer(h)
-                stats = summarize(h, bounds)
+                stats = layer_record(h, layer.name, activation).stats
                 rows.append({k: stats[k] for k in (
                     "mean", "std", "min", "max", "zero_fraction", "saturated_fraction",
-                    "nan_count", "inf_count")})
+                    "nan_count", "inf_count", "dead_units", "units")})
                 histograms.append(_histogram(keras.ops.convert_to_numpy(h).ravel(), bounds))
             result = StudyResult(
                 activation, init, _describe(model.layers[0].kernel_initializer), rows,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import keras
@@ -10,16 +9,14 @@ import numpy as np
 
 from keras_initkit.model_init._capture import capture_outputs
 from keras_initkit.model_init import _validate
-from keras_initkit.model_init._graph import (
-    is_activation_layer,
-    layer_contexts,
-    own_activation,
-)
+from keras_initkit.model_init._graph import layer_contexts
 from keras_initkit.model_init.report import Report
-from keras_initkit.stats import saturation_bounds, summarize
+from keras_initkit.stats.diagnosis import diagnose
 from keras_initkit.stats.instrument import remove_stale
+from keras_initkit.stats.summary import layer_record
 
 COLUMNS = ["layer", "class", "mean", "std", "min", "max", "zero", "saturated", "nan/inf"]
+COLLAPSED_STD = 1e-3  # an activation output below this std carries (almost) nothing
 
 
 def check_batch(x: Any) -> Any:
@@ -31,13 +28,6 @@ def check_batch(x: Any) -> Any:
     return x
 
 
-def _bounds(layer: Any) -> Any:
-    activation = own_activation(layer)
-    if activation is None and isinstance(layer, keras.layers.Activation):
-        activation = layer.activation
-    return saturation_bounds(activation)
-
-
 def inspect(model: keras.Model, x: Any, *, saturation: float = 0.99) -> Report:
     """Runs `model` once on `x` and returns every layer's output statistics.
 
@@ -45,7 +35,11 @@ def inspect(model: keras.Model, x: Any, *, saturation: float = 0.99) -> Report:
     the mean, std, min and max of its output, the fraction of exact zeros (dead ReLUs),
     the fraction saturated (|y| within 1% of the bound of a tanh, sigmoid, hard_sigmoid
     or softsign output) and the count of NaN/Inf values. One eager forward pass in
-    inference mode; the model is not changed.
+    inference mode; the model is not changed. The numbers are those `ActivationStats`
+    records for the same batch (one statistics path), each row's full statistics are in
+    `row["stats"]`, and the notes come from `keras_initkit.stats.diagnose` (the same
+    diagnosis as the callback's, plus `collapsed` for activation outputs with std below
+    1e-3).
 
     Args:
         model: any Keras model (Sequential, Functional, subclassed, nested; nested models
@@ -67,6 +61,9 @@ def inspect(model: keras.Model, x: Any, *, saturation: float = 0.99) -> Report:
     - [Glorot & Bengio, 2010](https://proceedings.mlr.press/v9/glorot10a.html)
     """
     _validate.inspect_arguments(model, x, saturation)
+    # Imported here: stats.targets reads model_init._graph (a cycle until _graph moves).
+    from keras_initkit.stats.targets import activation_name, unit_axis
+
     check_batch(x)
     remove_stale(model)  # what a fit that raised left behind (see ActivationStats)
     contexts = layer_contexts(model)
@@ -74,13 +71,17 @@ def inspect(model: keras.Model, x: Any, *, saturation: float = 0.99) -> Report:
     with capture_outputs(leaves) as outputs:
         model(x, training=False)
     rows: list[dict[str, Any]] = []
+    records = []
     for context in contexts:
         layer = context.layer
         output = outputs.get(id(layer))
         if output is None:
             continue
-        bounds = _bounds(layer)
-        stats = summarize(output, bounds, saturation)
+        activation = activation_name(layer) or "linear"
+        record = layer_record(output, context.path, activation, threshold=saturation,
+                              unit_axis=unit_axis(layer))
+        records.append(record)
+        stats = record.stats
         rows.append(
             {
                 "layer": context.path,
@@ -92,17 +93,10 @@ def inspect(model: keras.Model, x: Any, *, saturation: float = 0.99) -> Report:
                 "zero": stats["zero_fraction"],
                 "saturated": stats["saturated_fraction"],
                 "nan/inf": int(stats["nan_count"] + stats["inf_count"]),
-                "activation": is_activation_layer(layer) or own_activation(layer) is not None,
+                "activation": activation,
+                "stats": stats,
             }
         )
-    notes = []
-    for row in rows:
-        if row["nan/inf"]:
-            notes.append(f"{row['layer']}: {row['nan/inf']} non-finite values")
-        elif row["activation"] and not math.isnan(row["std"]) and row["std"] < 1e-3:
-            notes.append(f"{row['layer']}: activations collapsed to ~0 (std {row['std']:.2g})")
-        elif not math.isnan(row["saturated"]) and row["saturated"] > 0.5:
-            notes.append(f"{row['layer']}: {row['saturated']:.0%} of units saturated")
-        elif row["activation"] and row["zero"] > 0.9:
-            notes.append(f"{row['layer']}: {row['zero']:.0%} of outputs are exactly zero")
+    findings = diagnose(records, collapsed_std=COLLAPSED_STD)
+    notes = [f"{f.layer}: {f.summary}" for f in findings]
     return Report(f"inspect({model.name})", COLUMNS, rows, notes)

@@ -15,6 +15,7 @@ sum-of-squares cancels. `finalize` turns a vector into statistics on the host, a
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 from keras import ops
@@ -53,8 +54,9 @@ class Layout:
     def size(self) -> int:
         return HEAD + self.bins + 2 + self.units
 
-    @property
+    @functools.cached_property
     def edges(self) -> np.ndarray:
+        """The `bins + 1` histogram edges (one array, shared by every record)."""
         return np.linspace(self.low, self.high, self.bins + 1)
 
     def empty(self) -> np.ndarray:

@@ -9,20 +9,35 @@ from __future__ import annotations
 
 import dataclasses
 import math
-
-from keras_initkit.stats.record import ActivationRecord
+from typing import Any
 
 
 @dataclasses.dataclass(frozen=True)
 class Finding:
-    """One diagnosed condition: `condition` is one of `CONDITIONS`."""
+    """One diagnosed condition: `condition` is one of `CONDITIONS`.
+
+    Attributes:
+        condition: what was found.
+        layer: the layer it is reported at (the first one, where several are).
+        message: a full sentence: what, where, and what to do.
+        summary: a few words for tables (`"87% of values saturated"`).
+        layers: every layer with the condition, in forward order.
+    """
 
     condition: str
     layer: str
     message: str
+    summary: str = ""
+    layers: tuple[str, ...] = ()
 
 
-CONDITIONS = ("nonfinite", "vanishing", "exploding", "saturated", "dead")
+CONDITIONS = ("nonfinite", "identical", "collapsed", "vanishing", "exploding", "saturated",
+              "dead", "nonfinite_loss")
+
+# Outputs whose std says nothing about depth: their scale is set by construction.
+# `linear` covers layers without a nonlinearity (projections, LayerScale's deliberate
+# 1e-6 start, normalization); softmax's std is set by the number of classes.
+NOT_COMPARED = frozenset({"linear", "softmax", "log_softmax"})
 
 
 def _g(value: float) -> str:
@@ -30,22 +45,36 @@ def _g(value: float) -> str:
 
 
 def diagnose(
-    records: list[ActivationRecord],
+    records: list[Any],
     *,
     dead_threshold: float = 0.5,
     saturated_threshold: float = 0.5,
     std_ratio: float = 100.0,
+    collapsed_std: float | None = None,
 ) -> list[Finding]:
-    """Findings for one read: `records` holds one record per layer, in forward order.
+    """Findings for one read of per-layer statistics, in words.
+
+    The one diagnosis of the package: `ActivationStats`, `inspect`, `keras-initkit study`
+    and `keras-initkit demo` all call it, with their thresholds.
+
+    Like is compared with like: a layer's std is compared with the first layer *of the
+    same activation* (hidden tanh layers with the first tanh layer, GELU with GELU), and
+    outputs whose scale is set by construction are never compared (`NOT_COMPARED`:
+    linear outputs such as LayerScale's deliberately tiny start, softmax outputs).
 
     Args:
-        records: the records of one read (same step), shallowest layer first.
+        records: one item per layer, shallowest first, each with `.layer`, `.activation`
+            and `.stats` (an `ActivationRecord`, or any object with those); `.step` is
+            used in messages when present.
         dead_threshold: report a layer when more than this fraction of its units never
             fired (were exactly zero on every recorded row).
         saturated_threshold: report a bounded activation (tanh, sigmoid, ...) when more
             than this fraction of its values sit at a bound.
         std_ratio: report vanishing (exploding) activations when a layer's std falls
-            below 1/`std_ratio` (rises above `std_ratio`) times the first layer's.
+            below 1/`std_ratio` (rises above `std_ratio`) times the first comparable
+            layer's.
+        collapsed_std: if given, comparable layers whose std is below it are reported as
+            `collapsed` (instead of `vanishing`); all-zero stds as `identical`.
 
     Returns:
         A list of `Finding`, at most one per condition and layer.
@@ -53,10 +82,12 @@ def diagnose(
     Example:
     >>> import numpy as np
     >>> from keras_initkit.stats.record import ActivationRecord
-    >>> def rec(name, std):
+    >>> def rec(name, std, activation="tanh"):
     ...     stats = {"std": std, "nan_count": 0.0, "inf_count": 0.0}
-    ...     return ActivationRecord(0, 0, 9, 10, name, "tanh", stats, np.zeros(2), np.zeros(3))
-    >>> findings = diagnose([rec("dense", 0.2), rec("dense_1", 0.01), rec("dense_2", 1e-4)])
+    ...     return ActivationRecord(0, 0, 9, 10, name, activation, stats, np.zeros(2),
+    ...                             np.zeros(3))
+    >>> findings = diagnose([rec("dense", 0.2), rec("dense_1", 0.01), rec("dense_2", 1e-4),
+    ...                      rec("output", 1e-6, "softmax")])
     >>> [(f.condition, f.layer) for f in findings]
     [('vanishing', 'dense_2')]
 
@@ -68,74 +99,105 @@ def diagnose(
     first_nonfinite = True
     for record in records:
         s = record.stats
-        bad = s.get("nan_count", 0.0) + s.get("inf_count", 0.0)
-        if bad > 0:
+        nan, inf = s.get("nan_count", 0.0), s.get("inf_count", 0.0)
+        if nan + inf > 0:
             which = "the first layer in forward order to do so" if first_nonfinite else "after"
             first_nonfinite = False
-            findings.append(
-                Finding(
-                    "nonfinite",
-                    record.layer,
-                    f"{record.layer!r} ({record.activation}) produced {int(s['nan_count'])} NaN "
-                    f"and {int(s['inf_count'])} Inf values by step {record.step} "
-                    f"({which}).",
-                )
-            )
-    stds = [(r, r.stats.get("std", math.nan)) for r in records]
-    reference = next(((r, v) for r, v in stds if math.isfinite(v) and v > 0), None)
-    if reference is not None:
-        first, base = reference
-        last, last_std = stds[-1]
-        low = next(((r, v) for r, v in stds if math.isfinite(v) and v < base / std_ratio), None)
-        high = next(((r, v) for r, v in stds if math.isfinite(v) and v > base * std_ratio), None)
-        if low is not None:
-            findings.append(
-                Finding(
-                    "vanishing",
-                    low[0].layer,
-                    f"activations vanish with depth: std falls from {_g(base)} at "
-                    f"{first.layer!r} to {_g(low[1])} at {low[0].layer!r}"
-                    + (f" and {_g(last_std)} at {last.layer!r}" if last is not low[0] else "")
-                    + f" (below 1/{_g(std_ratio)} of the first layer's). The weights are "
-                    "too small for this depth: use the initializer the activation calls for "
-                    "(keras_initkit.initializer_for) or keras_initkit.reinitialize(model).",
-                )
-            )
-        if high is not None:
-            findings.append(
-                Finding(
-                    "exploding",
-                    high[0].layer,
-                    f"activations explode with depth: std grows from {_g(base)} at "
-                    f"{first.layer!r} to {_g(high[1])} at {high[0].layer!r} (above "
-                    f"{_g(std_ratio)} times the first layer's). The weights are too large "
-                    "for this depth: use keras_initkit.initializer_for or reinitialize(model).",
-                )
-            )
+            step = getattr(record, "step", None)
+            findings.append(Finding(
+                "nonfinite", record.layer,
+                f"{record.layer!r} ({record.activation}) produced {int(nan)} NaN and "
+                f"{int(inf)} Inf values" + (f" by step {step}" if step else "")
+                + f" ({which}).",
+                f"{int(nan + inf)} non-finite values", (record.layer,)))
+    groups: dict[str, list[Any]] = {}
+    for record in records:
+        if record.activation not in NOT_COMPARED:
+            groups.setdefault(record.activation, []).append(record)
+    for activation, group in groups.items():
+        findings += _depth_findings(activation, group, std_ratio, collapsed_std)
+    identical = {f.layer for f in findings if f.condition == "identical"}
     for record in records:
         s = record.stats
         saturated = s.get("saturated_fraction", math.nan)
         if math.isfinite(saturated) and saturated > saturated_threshold:
-            findings.append(
-                Finding(
-                    "saturated",
-                    record.layer,
-                    f"{record.layer!r} ({record.activation}) is saturated: {saturated:.0%} of "
-                    "its values sit at a bound, where the gradient is almost zero. The "
-                    "weights are too large for it (Glorot/Xavier suits tanh and sigmoid).",
-                )
-            )
+            findings.append(Finding(
+                "saturated", record.layer,
+                f"{record.layer!r} ({record.activation}) is saturated: {saturated:.0%} of "
+                "its values sit at a bound, where the gradient is almost zero. The "
+                "weights are too large for it (Glorot/Xavier suits tanh and sigmoid).",
+                f"{saturated:.0%} of values saturated", (record.layer,)))
         dead, units = s.get("dead_units", math.nan), s.get("units", math.nan)
         known = math.isfinite(dead) and math.isfinite(units) and units > 0
-        if known and dead / units > dead_threshold:
-            findings.append(
-                Finding(
-                    "dead",
-                    record.layer,
-                    f"{record.layer!r} ({record.activation}) has {int(dead)} of "
-                    f"{int(units)} units dead ({dead / units:.0%}): exactly zero on "
-                    "every recorded row, so they get no gradient. Check the "
-                    "initialization (He suits ReLU) and the learning rate.",
-                )
-            )
+        if known and dead / units > dead_threshold and not identical:
+            findings.append(Finding(
+                "dead", record.layer,
+                f"{record.layer!r} ({record.activation}) has {int(dead)} of "
+                f"{int(units)} units dead ({dead / units:.0%}): exactly zero on "
+                "every recorded row, so they get no gradient. Check the "
+                "initialization (He suits ReLU) and the learning rate.",
+                f"{int(dead)} of {int(units)} units dead", (record.layer,)))
+    order = {c: i for i, c in enumerate(CONDITIONS)}
+    return sorted(findings, key=lambda f: order[f.condition])
+
+
+def _depth_findings(
+    activation: str, group: list[Any], std_ratio: float, collapsed_std: float | None
+) -> list[Finding]:
+    """Vanishing/exploding (and collapsed/identical) among layers of one activation."""
+    stds = [(r, r.stats.get("std", math.nan)) for r in group]
+    finite = [(r, v) for r, v in stds if math.isfinite(v)]
+    if not finite:
+        return []
+    last, last_std = finite[-1]
+    if collapsed_std is not None and all(v == 0 for _, v in finite):
+        names = tuple(r.layer for r, _ in finite)
+        return [Finding(
+            "identical", names[0],
+            f"every {activation} output is the same value (std 0 in all {len(names)} "
+            "layers, e.g. a constant initialization): no unit can learn anything the "
+            "others do not.", "std 0: all outputs identical", names)]
+    if collapsed_std is not None:
+        low = [(r, v) for r, v in finite if v < collapsed_std]
+        if low:
+            names = tuple(r.layer for r, _ in low)
+            base_record, base = finite[0]
+            return [Finding(
+                "collapsed", r.layer,
+                f"{activation} activations collapse: std {_g(base)} at "
+                f"{base_record.layer!r} falls below {collapsed_std:g} by {names[0]!r} "
+                f"({_g(last_std)} at {last.layer!r}); later layers see no signal and get "
+                "no gradient. Use the initializer the activation calls for "
+                "(keras_initkit.initializer_for) or keras_initkit.reinitialize(model).",
+                f"activations collapsed to ~0 (std {v:.2g})", names)
+                for r, v in low]
+    reference = next(((r, v) for r, v in finite if v > 0), None)
+    if reference is None:
+        return []
+    first, base = reference
+    findings = []
+    low = [(r, v) for r, v in finite if v < base / std_ratio]
+    high = [(r, v) for r, v in finite if v > base * std_ratio]
+    if low:
+        where, value = low[0]
+        findings.append(Finding(
+            "vanishing", where.layer,
+            f"{activation} activations vanish with depth: std falls from {_g(base)} at "
+            f"{first.layer!r} to {_g(value)} at {where.layer!r}"
+            + (f" and {_g(last_std)} at {last.layer!r}" if last is not where else "")
+            + f" (below 1/{_g(std_ratio)} of the first {activation} layer's). The weights "
+            "are too small for this depth: use the initializer the activation calls for "
+            "(keras_initkit.initializer_for) or keras_initkit.reinitialize(model).",
+            f"std {_g(value)}, below 1/{_g(std_ratio)} of {first.layer!r}'s",
+            tuple(r.layer for r, _ in low)))
+    if high:
+        where, value = high[0]
+        findings.append(Finding(
+            "exploding", where.layer,
+            f"{activation} activations explode with depth: std grows from {_g(base)} at "
+            f"{first.layer!r} to {_g(value)} at {where.layer!r} (above {_g(std_ratio)} "
+            f"times the first {activation} layer's). The weights are too large for this "
+            "depth: use keras_initkit.initializer_for or reinitialize(model).",
+            f"std {_g(value)}, above {_g(std_ratio)} times {first.layer!r}'s",
+            tuple(r.layer for r, _ in high)))
     return findings

@@ -125,7 +125,7 @@ class TensorBoardSink:
         if self.writer is None:
             from keras_initkit.stats.tensorboard import EventWriter
 
-            self.writer = EventWriter(self.directory)
+            self.writer = EventWriter(self.directory, auto_flush=False)
         for record in records:
             for name in _SCALARS:
                 value = record.stats[name]
@@ -142,6 +142,7 @@ class TensorBoardSink:
                 minimum=record.stats["min"],
                 maximum=record.stats["max"],
             )
+        self.writer.flush_to_os()  # one flush per read; fsync only at close
 
     def close(self) -> None:
         writer, self.writer = self.writer, None

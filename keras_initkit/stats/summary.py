@@ -15,6 +15,7 @@ from typing import Any
 from keras import ops
 
 from keras_initkit.stats.accumulator import Layout, finalize, fold
+from keras_initkit.stats.record import ActivationRecord
 
 SUMMARY = ("count", "mean", "std", "min", "max", "zero_fraction", "saturated_fraction",
            "nan_count", "inf_count")
@@ -84,3 +85,37 @@ def summarize(
     values = ops.convert_to_tensor(values)
     stats, _ = finalize(ops.convert_to_numpy(fold(state, values, layout)), layout)
     return {name: stats[name] for name in SUMMARY}
+
+
+# Histogram ranges for activations that have no bounds of their own: wide enough for a
+# well-initialized layer (std about 1), with under/overflow bins catching the rest.
+_NONNEGATIVE = {"relu": (0.0, 5.0), "relu6": (0.0, 6.0), "softplus": (0.0, 5.0)}
+_DEFAULT_RANGE = (-5.0, 5.0)
+_RANGE_ONLY_BOUNDS = {"softmax": (0.0, 1.0)}
+
+
+def histogram_range(activation: str) -> tuple[float, float]:
+    """The default histogram range for an activation's output."""
+    if activation in SATURATION_BOUNDS:
+        return SATURATION_BOUNDS[activation]
+    if activation in _RANGE_ONLY_BOUNDS:
+        return _RANGE_ONLY_BOUNDS[activation]
+    return _NONNEGATIVE.get(activation, _DEFAULT_RANGE)
+
+
+def layer_record(values: Any, layer: str, activation: str, *, bins: int = 50,
+                 threshold: float = 0.99, unit_axis: int = -1) -> ActivationRecord:
+    """The `ActivationRecord` of one output tensor: what `ActivationStats` records for
+    the same values in one window (the same fold, the same finalize, dead units over its
+    rows), used by `inspect` and `keras-initkit study`."""
+    values = ops.convert_to_tensor(values)
+    shape = tuple(values.shape)
+    units = int(shape[unit_axis]) if len(shape) >= 2 and shape[unit_axis] else 0
+    low, high = histogram_range(activation)
+    layout = Layout(bins=bins, low=low, high=high, units=units, unit_axis=unit_axis,
+                    saturation=SATURATION_BOUNDS.get(activation),
+                    saturation_threshold=threshold)
+    state = ops.convert_to_tensor(layout.empty())
+    stats, counts = finalize(ops.convert_to_numpy(fold(state, values, layout)), layout)
+    stats.pop("nonfinite_batches")
+    return ActivationRecord(0, 0, 0, 0, layer, activation, stats, layout.edges, counts)

@@ -18,13 +18,7 @@ from keras_initkit.model_init._graph import (
     is_model,
     own_activation,
 )
-from keras_initkit.stats.summary import SATURATION_BOUNDS
-
-# Histogram ranges for activations that have no bounds of their own: wide enough for a
-# well-initialized layer (std about 1), with under/overflow bins catching the rest.
-_NONNEGATIVE = {"relu": (0.0, 5.0), "relu6": (0.0, 6.0), "softplus": (0.0, 5.0)}
-_DEFAULT_RANGE = (-5.0, 5.0)
-_RANGE_ONLY_BOUNDS = {"softmax": (0.0, 1.0)}
+from keras_initkit.stats.summary import histogram_range  # noqa: F401 - re-exported
 
 LayerSelection = None | Sequence[Any] | Callable[[Any], bool]
 
@@ -116,15 +110,6 @@ def select(model: Any, layers: LayerSelection) -> list[Target]:
             "with names, classes or a predicate to choose others)"
         )
     return targets
-
-
-def histogram_range(activation: str) -> tuple[float, float]:
-    """The default histogram range for an activation's output."""
-    if activation in SATURATION_BOUNDS:
-        return SATURATION_BOUNDS[activation]
-    if activation in _RANGE_ONLY_BOUNDS:
-        return _RANGE_ONLY_BOUNDS[activation]
-    return _NONNEGATIVE.get(activation, _DEFAULT_RANGE)
 
 
 def unit_axis(layer: Any) -> int:

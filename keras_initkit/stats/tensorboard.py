@@ -95,6 +95,8 @@ class EventWriter:
         log_dir: the directory to write to (created if missing); point TensorBoard's
             `--logdir` at it or at a parent.
         filename_suffix: appended to the event file's name.
+        auto_flush: flush each event to the operating system as it is added (else
+            call `flush_to_os()` after a group of them).
 
     Example:
     >>> import os, shutil, tempfile
@@ -113,7 +115,8 @@ class EventWriter:
       `summary.proto`, `histogram.proto`)
     """
 
-    def __init__(self, log_dir: str, filename_suffix: str = "") -> None:
+    def __init__(self, log_dir: str, filename_suffix: str = "", auto_flush: bool = True) -> None:
+        self.auto_flush = auto_flush
         os.makedirs(log_dir, exist_ok=True)
         with _COUNTER_LOCK:
             counter = next(_FILE_COUNTER)
@@ -189,6 +192,10 @@ class EventWriter:
         histo += _bytes(7, weights.astype("<f8").tobytes())
         self._write_value(tag, _bytes(5, histo), step)
 
+    def flush_to_os(self) -> None:
+        """Hands buffered events to the operating system (no `fsync`)."""
+        self._file.flush()
+
     def flush(self) -> None:
         """Writes buffered data to disk (`flush` and `os.fsync`)."""
         self._file.flush()
@@ -217,4 +224,5 @@ class EventWriter:
         header = struct.pack("<Q", len(data))
         self._file.write(header + struct.pack("<I", _masked_crc(header)))
         self._file.write(data + struct.pack("<I", _masked_crc(data)))
-        self._file.flush()
+        if self.auto_flush:
+            self._file.flush()
