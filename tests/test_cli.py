@@ -108,6 +108,13 @@ def test_study_seed_repeats_and_changes():
     assert stds(5) != stds(6)
 
 
+def test_study_help_has_no_literal_double_percent(capsys):
+    with pytest.raises(SystemExit):
+        main(["study", "--help"])
+    out = capsys.readouterr().out
+    assert "%%" not in out and "% exactly zero" in " ".join(out.split())
+
+
 def test_study_plot_draws_one_row_per_combination(tmp_path):
     pytest.importorskip("matplotlib")
     results = run_study(["tanh", "relu"], ["normal:0.01", "he_normal"], depth=12, width=32,
@@ -118,6 +125,7 @@ def test_study_plot_draws_one_row_per_combination(tmp_path):
     # 4 rows; per row mean, std and 10 histogram panels (12 layers, spread).
     assert len(figure.axes) == 4 * (2 + 10)
     path = tmp_path / "sub" / "study.png"
+    path.parent.mkdir()  # the folder must exist (a missing one is a usage error)
     assert main(["study", "--activation", "tanh", "--init", "glorot_normal", "--depth", "3",
                  "--width", "16", "--batch", "32", "--plot", str(path)]) == 0
     assert path.read_bytes()[:4] == b"\x89PNG"
@@ -135,9 +143,13 @@ def test_study_plot_draws_one_row_per_combination(tmp_path):
         (["--init", "xavier"], "--init", "glorot_normal"),
         (["--init", "normal:-1"], "--init", "normal:0.01"),
         (["--init", "normal:abc"], "--init", "normal:0.01"),
-        (["--depth", "0"], "--depth", "positive integer"),
-        (["--width", "-3"], "--width", "positive integer"),
-        (["--batch", "x"], "--batch", "positive integer"),
+        (["--depth", "0"], "--depth", r"an integer in [1, 1000]"),
+        (["--width", "-3"], "--width", r"an integer in [1, 4096]"),
+        (["--batch", "x"], "--batch", r"an integer in [1, 20000]"),
+        (["--seed", "99999999999999999999999"], "--seed", "an integer in [0, 4294967295]"),
+        (["--width", "200000"], "--width", "an integer in [1, 4096]"),
+        (["--json", "/proc/x.json"], "--json", "cannot write '/proc/x.json'"),
+        (["--plot", "/nonexistent/dir/x.png"], "--plot", "does not exist"),
         (["--plot", "out.txt"], "--plot", ".png"),
         (["--backend", "mxnet"], "--backend", "tensorflow"),
     ],

@@ -54,9 +54,9 @@ def _add_model_options(parser: argparse.ArgumentParser, activation: str, init: s
         "--init", default=init, type=_args.choice_list(INITS, check_init),
         help=f"{what}, from: {', '.join(INITS)}; auto = keras_initkit.initializer_for"
              f"(activation) (default: {init})")
-    parser.add_argument("--depth", type=_args.positive_int, default=depth,
+    parser.add_argument("--depth", type=_args.depth_int, default=depth,
                         help=f"number of hidden layers (default: {depth})")
-    parser.add_argument("--width", type=_args.positive_int, default=width,
+    parser.add_argument("--width", type=_args.width_int, default=width,
                         help=f"units per hidden layer (default: {width})")
 
 
@@ -84,11 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
         "study", help="the classic experiment: per-layer statistics of a deep stack at init",
         description="Feeds D ~ N(0, 1) of shape (batch, width) through depth bias-free "
                     "Dense(width, activation) layers for every activation x init, and "
-                    "prints each layer's mean, std, min, max, %% exactly zero and %% "
+                    "prints each layer's mean, std, min, max, % exactly zero and % "
                     "saturated, then the collapsed/saturated/exploding combinations.")
     _add_model_options(study, "tanh,relu", "normal:0.01,normal:1.0,glorot_normal,he_normal",
                        depth=10, width=500, many=True)
-    study.add_argument("--batch", type=_args.positive_int, default=1000,
+    study.add_argument("--batch", type=_args.batch_int, default=1000,
                        help="rows of the input batch (default: 1000)")
     _add_common(study)
     study.add_argument("--plot", type=_args.output_file(_args.PLOT_SUFFIXES), metavar="FILE",
@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "both with ActivationStats; writes a run folder (CSV, JSON, "
                     "TensorBoard logs, PNG plots) and prints a diagnosis and the accuracies.")
     _add_model_options(demo, "tanh", "normal:0.01", depth=8, width=64, many=False)
-    demo.add_argument("--epochs", type=_args.positive_int, default=5,
+    demo.add_argument("--epochs", type=_args.epochs_int, default=5,
                       help="training epochs per run (default: 5)")
     demo.add_argument("--out", type=_args.output_folder, default=os.path.join("runs", "demo"),
                       help="the run folder (default: runs/demo)")
@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seed", type=_args.non_negative_int, default=0,
+    parser.add_argument("--seed", type=_args.seed_int, default=0,
                         help="seed for data and weights (default: 0)")
     parser.add_argument("--backend", choices=_args.BACKENDS, default=None,
                         help="Keras backend (default: KERAS_BACKEND, else tensorflow)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -12,21 +13,29 @@ BACKENDS = ("tensorflow", "jax", "torch")
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
 
-def _int_at_least(minimum: int, words: str) -> Callable[[str], int]:
+def int_in(minimum: int, maximum: int) -> Callable[[str], int]:
+    """An integer in `[minimum, maximum]`; the bounds keep the run inside memory and
+    inside what every backend's RNG accepts (seeds < 2**32)."""
+    words = f"an integer in [{minimum}, {maximum}]"
+
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be {words}; got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be {words}; got {value}")
+        if not minimum <= value <= maximum:
+            shown = text if len(text) <= 30 else f"{text[:12]}... ({len(text)} digits)"
+            raise argparse.ArgumentTypeError(f"must be {words}; got {shown}")
         return value
 
     return parse
 
 
-positive_int = _int_at_least(1, "a positive integer")  # depth, width, batch, epochs
-non_negative_int = _int_at_least(0, "an integer >= 0")  # seeds
+depth_int = int_in(1, 1000)
+width_int = int_in(1, 4096)  # a 4096 x 4096 float32 kernel is 64 MB per layer
+batch_int = int_in(1, 20000)
+epochs_int = int_in(1, 1000)
+seed_int = int_in(0, 2**32 - 1)
 
 
 def choice_list(allowed: Sequence[str], check: Callable[[str], Any] | None = None) -> Callable:
@@ -61,8 +70,18 @@ def _writable_directory(directory: str) -> bool:
     return os.path.isdir(directory) and os.access(directory, os.W_OK | os.X_OK)
 
 
+def _can_create_in(folder: str) -> str | None:
+    """None if a file can be created in `folder` (tried for real), else the reason."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder or ".", prefix=".keras-initkit-probe-"):
+            pass
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
+
+
 def output_file(suffixes: Sequence[str] | None = None, allow_stdout: bool = False) -> Callable:
-    """A path a file can be written to (its folder is created if missing)."""
+    """A path in an existing folder where a file can be created (checked by creating one)."""
 
     def parse(text: str) -> str:
         if allow_stdout and text == "-":
@@ -73,8 +92,14 @@ def output_file(suffixes: Sequence[str] | None = None, allow_stdout: bool = Fals
             raise argparse.ArgumentTypeError(
                 f"must end in one of {', '.join(suffixes)}; got {text!r}"
             )
-        if not _writable_directory(os.path.dirname(text)):
-            raise argparse.ArgumentTypeError(f"cannot write {text!r}: folder is not writable")
+        folder = os.path.dirname(text)
+        if folder and not os.path.isdir(folder):
+            raise argparse.ArgumentTypeError(
+                f"cannot write {text!r}: folder {folder!r} does not exist (create it first)"
+            )
+        reason = _can_create_in(folder)
+        if reason is not None:
+            raise argparse.ArgumentTypeError(f"cannot write {text!r}: {reason}")
         return text
 
     return parse

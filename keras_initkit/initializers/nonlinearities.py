@@ -81,11 +81,12 @@ class Nonlinearity:
 
 
 def _number(value: Any) -> bool:
-    return (
-        isinstance(value, (int, float, np.floating, np.integer))
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-    )
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an int beyond float's range (10**400)
+        return False
 
 
 _ANY_REAL = (_number, "a finite number")

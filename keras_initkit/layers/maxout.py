@@ -7,13 +7,13 @@ from typing import Any
 import keras
 from keras import ops
 
+from keras_initkit._checks import check_int
+
 GROUPINGS = ("strided", "contiguous")
 
 
 def check_positive_int(argument: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{argument} must be an int >= {low}; got {value!r}")
-    return value
+    return check_int(argument, value, low, 2**31)
 
 
 @keras.saving.register_keras_serializable(package="keras_initkit")

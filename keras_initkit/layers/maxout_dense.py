@@ -7,8 +7,24 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_initkit.initializers import LecunNormal
+from keras_initkit._checks import check_bool, check_int
+from keras_initkit.initializers import LecunNormal, get_as
 from keras_initkit.layers.maxout import check_positive_int
+
+# Checked before allocating: a config with pieces=10**9 must fail clearly, not try to
+# allocate hundreds of gigabytes.
+MAX_KERNEL_SIZE = 2**31
+
+
+def _get(module: Any, argument: str, identifier: Any) -> Any:
+    """`module.get(identifier)` with an error that names the argument."""
+    try:
+        return module.get(identifier)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"{argument} must be None, a name or an object of keras.{module.__name__.split('.')[-1]}"
+            f"; got {identifier!r}"
+        ) from None
 
 
 @keras.saving.register_keras_serializable(package="keras_initkit")
@@ -62,16 +78,16 @@ class MaxoutDense(keras.layers.Layer):
     ) -> None:
         super().__init__(**kwargs)
         self.units = check_positive_int("units", units, 1)
-        self.pieces = check_positive_int("pieces", pieces, 2)
-        self.use_bias = bool(use_bias)
+        self.pieces = check_int("pieces", pieces, 2, 2**31)
+        self.use_bias = check_bool("use_bias", use_bias)
         if kernel_initializer is None:
             kernel_initializer = LecunNormal(nonlinearity="maxout", param=self.pieces)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
-        self.kernel_constraint = keras.constraints.get(kernel_constraint)
-        self.bias_constraint = keras.constraints.get(bias_constraint)
+        self.kernel_initializer = get_as("kernel_initializer", kernel_initializer)
+        self.bias_initializer = get_as("bias_initializer", bias_initializer)
+        self.kernel_regularizer = _get(keras.regularizers, "kernel_regularizer", kernel_regularizer)
+        self.bias_regularizer = _get(keras.regularizers, "bias_regularizer", bias_regularizer)
+        self.kernel_constraint = _get(keras.constraints, "kernel_constraint", kernel_constraint)
+        self.bias_constraint = _get(keras.constraints, "bias_constraint", bias_constraint)
         self.supports_masking = True
 
     def build(self, input_shape: Any) -> None:
@@ -81,6 +97,12 @@ class MaxoutDense(keras.layers.Layer):
                 f"MaxoutDense needs a known last dimension; got input shape {input_shape}"
             )
         width = self.units * self.pieces
+        if int(input_dim) * width > MAX_KERNEL_SIZE:
+            raise ValueError(
+                f"units * pieces * input_dim = {self.units} * {self.pieces} * {input_dim} "
+                f"weights exceed {MAX_KERNEL_SIZE} (8 GB in float32); got units={self.units}, "
+                f"pieces={self.pieces}"
+            )
         self.kernel = self.add_weight(
             name="kernel",
             shape=(input_dim, width),

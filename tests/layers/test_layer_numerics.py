@@ -711,15 +711,15 @@ def _call_symbolic(layer, shape):
 BAD_ARGUMENTS = {
     "Maxout_zero_units": (
         lambda: Maxout(num_units=0),
-        r"num_units must be an int >= 1; got 0",
+        r"num_units must be an int in \[1, 2147483648\]; got 0",
     ),
     "Maxout_negative_units": (
         lambda: Maxout(num_units=-1),
-        r"num_units must be an int >= 1",
+        r"num_units must be an int in \[1, 2147483648\]",
     ),
     "Maxout_float_units": (
         lambda: Maxout(2.5),
-        r"num_units must be an int >= 1; got 2\.5",
+        r"num_units must be an int in \[1, 2147483648\]; got 2\.5",
     ),
     "Maxout_bool_units": (lambda: Maxout(True), r"num_units must be an int"),
     "Maxout_unknown_grouping": (
@@ -749,11 +749,11 @@ BAD_ARGUMENTS = {
     ),
     "MaxoutDense_zero_units": (
         lambda: MaxoutDense(units=0, pieces=2),
-        r"units must be an int >= 1; got 0",
+        r"units must be an int in \[1, 2147483648\]; got 0",
     ),
     "MaxoutDense_one_piece": (
         lambda: MaxoutDense(4, pieces=1),
-        r"pieces must be an int >= 2; got 1",
+        r"pieces must be an int in \[2, 2147483648\]; got 1",
     ),
     "MaxoutDense_unknown_input_dim": (
         lambda: _build(MaxoutDense(4, pieces=2), (None, None)),
