@@ -5,7 +5,8 @@
   from the docstrings by mkdocstrings; `api/<group>/index.md`: the group's module docstring
   and a table of its objects. `__all__` is read statically, so a new public object gets its
   page without touching this file.
-- `examples/<name>.md`: each script of examples/, its docstring and its source.
+- `examples/<name>.md`: each script of examples/, its docstring, the figures it wrote (the
+  PNGs in docs/figures/<name>/, saved from a run of the script) and its source.
 - `SUMMARY.md`: the navigation (mkdocs-literate-nav).
 """
 
@@ -75,7 +76,11 @@ for script in sorted((ROOT / "examples").glob("*.py")):
     doc, _ = module_info(script)
     path = f"examples/{script.stem}.md"
     with mkdocs_gen_files.open(path, "w") as page:
-        page.write(f"# `examples/{script.name}`\n\n{doc}\n\n```python\n{script.read_text()}```\n")
+        page.write(f"# `examples/{script.name}`\n\n{doc}\n\n")
+        for figure in sorted((ROOT / "docs" / "figures" / script.stem).glob("*.png")):
+            page.write(f"![{figure.stem}](../figures/{script.stem}/{figure.name})\n\n"
+                       f"`{figure.stem}` (written by `python examples/{script.name}`)\n\n")
+        page.write(f"```python\n{script.read_text()}```\n")
     nav.append(f"    * [{script.stem}]({path})\n")
 
 with mkdocs_gen_files.open("SUMMARY.md", "w") as page:
