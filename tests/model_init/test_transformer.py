@@ -61,11 +61,10 @@ def _np(value):
 
 
 def _task(n=64, seed=0):
-    """Label: whether token 7 occurs in the sequence (attention has to look for it)."""
+    """Balanced labels: whether the first token is in the lower half of the vocabulary."""
     rng = np.random.default_rng(seed)
     x = rng.integers(0, VOCAB, (n, LENGTH)).astype("int32")
-    x[: n // 2, rng.integers(0, LENGTH, n // 2)] = 7
-    y = np.any(x == 7, axis=1).astype("int32")
+    y = (x[:, 0] < VOCAB // 2).astype("int32")
     return x, y
 
 
@@ -117,13 +116,13 @@ def test_transformer_still_trains_after_zero_init_residual():
     before = {k: _np(v) for k, v in _attention_kernels(model).items()}
     x, y = _task()
     model.compile(
-        optimizer=keras.optimizers.SGD(0.05),
+        optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
-    first = float(model.evaluate(x, y, verbose=0))
-    model.fit(x, y, batch_size=16, epochs=5, verbose=0, shuffle=False)  # 20 steps
-    last = float(model.evaluate(x, y, verbose=0))
-    assert last < first, (first, last)
+    first = float(model.evaluate(x, y, batch_size=len(x), verbose=0))
+    model.fit(x, y, batch_size=len(x), epochs=20, verbose=0, shuffle=False)  # 20 steps
+    last = float(model.evaluate(x, y, batch_size=len(x), verbose=0))
+    assert last < 0.95 * first, (first, last)
     for name, kernel in _attention_kernels(model).items():
         assert np.max(np.abs(_np(kernel) - before[name])) > 0, name
 
