@@ -224,7 +224,9 @@ class ActivationStats(keras.callbacks.Callback):
                 records = recorder.read(batch)
         if records is not None:
             self._take(records)
-        if self.on_nan != "ignore" and not _finite_loss(logs) and self.stopped_by is None:
+        # The loss: every step with on_nan="stop", at each read with "warn".
+        check_loss = self.on_nan == "stop" or (self.on_nan == "warn" and records is not None)
+        if check_loss and self.stopped_by is None and not _finite_loss(logs):
             finding = Finding(
                 "nonfinite_loss", "loss",
                 f"the loss is {logs['loss']} at step {recorder.step} (batch {batch} of "

@@ -86,7 +86,7 @@ def _probe(keras, stats, seen):
         def on_train_batch_end(self, batch, logs=None):
             if batch != 1:
                 return
-            variable = stats._instrumentation.slots[0].variable
+            variable = stats._recorder.instrumentation.slots[0].variable
             values = _keras_internals.local_values(self.model, variable)
             sharding = getattr(variable.value, "sharding", None)
             seen["local_counts"] = [
