@@ -39,7 +39,8 @@ def check_number(
 ) -> float:
     """Returns `value` as a float if it is a finite real number in the range, else raises."""
     if need is None:
-        need = f"a finite number {_describe(low, high, low_open)}".replace("finite finite", "finite")
+        need = f"a finite number {_describe(low, high, low_open)}"
+        need = need.replace("finite finite", "finite")
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{argument} must be {need}; got {_short(value)}")
     try:

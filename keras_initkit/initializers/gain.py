@@ -18,7 +18,11 @@ POLICIES = ("fixed_point", "torch")
 # Closed forms of E[phi(z)^2], used where they exist, so that gains are float64-exact
 # (relu: variance 2 / fan as Keras computes it). Maxout: E[(max of k unit normals)^2] is
 # 1 (k=2), 1 + sqrt(3)/(2 pi) (k=3), 1 + sqrt(3)/pi (k=4).
-_MAXOUT_MOMENTS = {2: 1.0, 3: 1.0 + math.sqrt(3.0) / (2.0 * math.pi), 4: 1.0 + math.sqrt(3.0) / math.pi}
+_MAXOUT_MOMENTS = {
+    2: 1.0,
+    3: 1.0 + math.sqrt(3.0) / (2.0 * math.pi),
+    4: 1.0 + math.sqrt(3.0) / math.pi,
+}
 _CLOSED_MOMENTS: dict[str, Any] = {
     "linear": lambda p: 1.0,
     "relu": lambda p: 0.5,
@@ -35,7 +39,8 @@ def _second_moment(name: str, param: Any) -> float:
     moment = closed(param) if closed is not None else None
     if moment is None:
         entry = nonlinearities.NONLINEARITIES[name]
-        moment = nonlinearities.second_moment(entry, param)
+        with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+            moment = nonlinearities.second_moment(entry, param)
     if not (math.isfinite(moment) and moment > 0):
         entry = nonlinearities.NONLINEARITIES[name]
         raise ValueError(

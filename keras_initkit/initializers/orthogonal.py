@@ -7,7 +7,12 @@ from typing import Any
 import keras
 
 from keras_initkit.initializers import gain as gain_lib
-from keras_initkit.initializers._checks import check_dtype, check_positive, check_shape, dtype_max
+from keras_initkit.initializers._checks import (
+    check_dtype,
+    check_positive,
+    check_shape,
+    dtype_max,
+)
 from keras_initkit.initializers._config import VersionedConfig, versioned
 
 
@@ -86,7 +91,8 @@ class Orthogonal(VersionedConfig, keras.initializers.Orthogonal):
         cols = shape[-1]
         # Drawn in the requested dtype (Keras's random stream); factored in float32 at
         # least, since QR in float16 is unsupported or inaccurate on some backends.
-        matrix = keras.random.normal((max(rows, cols), min(rows, cols)), dtype=dtype, seed=self.seed)
+        flat_shape = (max(rows, cols), min(rows, cols))
+        matrix = keras.random.normal(flat_shape, dtype=dtype, seed=self.seed)
         if dtype in ("float16", "bfloat16"):
             matrix = keras.ops.cast(matrix, "float32")
         q, r = keras.ops.qr(matrix)

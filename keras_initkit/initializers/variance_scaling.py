@@ -125,7 +125,8 @@ class VarianceScaling(VersionedConfig, keras.initializers.VarianceScaling):
                     f"fans must be None or (fan_in, fan_out) with positive entries; got {fans!r}"
                 ) from None
             fans = Fans(fan_in, fan_out)
-        if not math.isfinite(scale * (gain * nonlinearity_gain) * (gain * nonlinearity_gain) * 9):
+        effective = gain * nonlinearity_gain
+        if not math.isfinite(scale * effective * effective * 9):
             raise ValueError(
                 "scale and gain are too large: the weights' standard deviation "
                 f"sqrt(scale) * gain * calculate_gain(nonlinearity) overflows; got scale={scale!r}, "

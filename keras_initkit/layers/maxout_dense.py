@@ -22,8 +22,8 @@ def _get(module: Any, argument: str, identifier: Any) -> Any:
         return module.get(identifier)
     except (ValueError, TypeError):
         raise ValueError(
-            f"{argument} must be None, a name or an object of keras.{module.__name__.split('.')[-1]}"
-            f"; got {identifier!r}"
+            f"{argument} must be None, a name or an object of "
+            f"keras.{module.__name__.split('.')[-1]}; got {identifier!r}"
         ) from None
 
 
@@ -84,7 +84,9 @@ class MaxoutDense(keras.layers.Layer):
             kernel_initializer = LecunNormal(nonlinearity="maxout", param=self.pieces)
         self.kernel_initializer = get_as("kernel_initializer", kernel_initializer)
         self.bias_initializer = get_as("bias_initializer", bias_initializer)
-        self.kernel_regularizer = _get(keras.regularizers, "kernel_regularizer", kernel_regularizer)
+        self.kernel_regularizer = _get(
+            keras.regularizers, "kernel_regularizer", kernel_regularizer
+        )
         self.bias_regularizer = _get(keras.regularizers, "bias_regularizer", bias_regularizer)
         self.kernel_constraint = _get(keras.constraints, "kernel_constraint", kernel_constraint)
         self.bias_constraint = _get(keras.constraints, "bias_constraint", bias_constraint)

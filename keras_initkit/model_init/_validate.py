@@ -68,7 +68,9 @@ def check_x(x: Any, limit: float | None = None, finite: bool = True) -> None:
                 )
 
 
-def lsuv_arguments(model, x, target_std, tol, max_iter, orthogonal, seed) -> None:  # noqa: ANN001
+def lsuv_arguments(  # noqa: PLR0913 - lsuv's own arguments
+    model: Any, x: Any, target_std: Any, tol: Any, max_iter: Any, orthogonal: Any, seed: Any
+) -> None:
     check_model(model)
     check_number("target_std", target_std, low=0, high=MAX_TARGET_STD, low_open=True)
     check_number("tol", tol, low=0, low_open=True)

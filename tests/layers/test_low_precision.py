@@ -77,8 +77,11 @@ def value_and_gradients(layer, x):
         out = layer(xt)
         torch.sum(out.float()).backward()
         grads = [xt.grad] + [v.value.grad for v in layer.trainable_variables]
-    to64 = lambda t: np.asarray(keras.ops.convert_to_numpy(keras.ops.cast(t, "float32")), "float64")  # noqa: E731
-    return to64(out), [to64(g) for g in grads]
+    return _to64(out), [_to64(g) for g in grads]
+
+
+def _to64(tensor):
+    return np.asarray(keras.ops.convert_to_numpy(keras.ops.cast(tensor, "float32")), "float64")
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
@@ -98,7 +101,8 @@ def test_finite_values_and_gradients_from_minus_to_plus_1e4(case, dtype):
         grads = grads[:1]  # the input gradient must still be finite
     for grad in grads:
         bad = ~np.isfinite(grad)
-        assert not bad.any(), f"{case} {dtype}: non-finite gradient at {GRID[bad] if grad.shape == GRID.shape else grad}"
+        where = GRID[bad] if grad.shape == GRID.shape else grad
+        assert not bad.any(), f"{case} {dtype}: non-finite gradient at {where}"
 
 
 @pytest.mark.parametrize("name", ["Snake", "Swish", "tanhexp"])
@@ -122,7 +126,7 @@ def test_mixed_float16_dense_activation_dense_trains(name):
         ])
         model.compile(optimizer=keras.optimizers.SGD(0.02), loss="mse")
         rng = np.random.default_rng(0)
-        # Small inputs: |a x| falls in 1e-3..4e-3, where Snake's float16 gradient once was -inf.
+        # Small inputs: |a x| in 1e-3..4e-3, where Snake's float16 gradient once was -inf.
         x = rng.normal(size=(96, 4)).astype("float32") * 3e-3
         y = (x.sum(axis=1, keepdims=True) * 150.0).astype("float32")  # ~N(0, 0.8)
         before = [np.array(keras.ops.convert_to_numpy(w)) for w in model.trainable_weights]
