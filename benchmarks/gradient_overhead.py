@@ -29,21 +29,21 @@ if _XLA_PIN not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _XLA_PIN).strip()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import argparse  # noqa: E402
-import gc  # noqa: E402
-import random  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
+import argparse
+import gc
+import random
+import statistics
+import sys
+import time
+import warnings
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from stats_overhead import build_cnn, build_mlp  # noqa: E402
+from stats_overhead import build_cnn, build_mlp
 
-from keras_initkit.callbacks import GradientStats, GradientStatsWarning  # noqa: E402
+from keras_initkit.callbacks import GradientStats, GradientStatsWarning
 
 BACKEND = keras.backend.backend()
 if BACKEND == "tensorflow":
@@ -90,7 +90,7 @@ def run(name, rounds, steps, epochs):
                     self.begin = (time.process_time(), time.perf_counter())
 
                 def on_epoch_end(self, epoch, logs=None):
-                    times.append((time.process_time() - self.begin[0],
+                    times.append((time.process_time() - self.begin[0],  # noqa: B023
                                   time.perf_counter() - self.begin[1]))
 
             timer = Timer()

@@ -7,6 +7,6 @@ from keras_initkit.callbacks.activation_stats import (
 
 __all__ = ["ActivationStats", "ActivationStatsWarning"]
 
-from keras_initkit.callbacks.gradient_stats import GradientStats, GradientStatsWarning  # noqa: E402
+from keras_initkit.callbacks.gradient_stats import GradientStats, GradientStatsWarning
 
 __all__ += ["GradientStats", "GradientStatsWarning"]

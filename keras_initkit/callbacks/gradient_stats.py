@@ -10,6 +10,7 @@ from typing import Any
 
 import keras
 import numpy as np
+from typing_extensions import Self
 
 from keras_initkit.stats import gradient_output as output
 from keras_initkit.stats import gradients as gstats
@@ -157,7 +158,7 @@ class GradientStats(keras.callbacks.Callback):
         if self._sink is not None:
             self._sink.close()
 
-    def __enter__(self) -> GradientStats:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -310,8 +311,7 @@ class GradientStats(keras.callbacks.Callback):
 def _layer_path(model: Any, variable: Any) -> str:
     path = getattr(variable, "path", variable.name)
     prefix = f"{model.name}/"
-    if path.startswith(prefix):
-        path = path[len(prefix) :]
+    path = path.removeprefix(prefix)
     return path.rsplit("/", 1)[0] if "/" in path else path
 
 

@@ -37,8 +37,8 @@ PRIVATE_API = (
     ("_untrack_variable", "remove it again when training ends"),
     (
         "_trainable_variables",
-        "the order of the trainable values `stateless_apply` receives (JAX), and the "
-        "variables `apply(grads)` updates when called without them",
+        ("the order of the trainable values `stateless_apply` receives (JAX), and the "
+        "variables `apply(grads)` updates when called without them"),
     ),
 )
 _MARK = "_keras_initkit_gradient_hook"

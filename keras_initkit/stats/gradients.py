@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -164,8 +165,18 @@ def _fold_one(old, g, w0, w1, layout: GradientLayout, size: float):
     position = (ops.log10(absolute) - low) * (nb / (high - low))
     index = ops.floor(ops.clip(position, -1.0, float(nb))) + 1.0
     index = ops.cast(ops.where(ops.isnan(g), nb + 2.0, index), "int32")
-    counts = ops.segment_sum(ops.ones_like(g), index, num_segments=nb + 3)[: nb + 2]
-    return ops.concatenate([head, old[n:] + counts])
+    return ops.concatenate([head, old[n:] + _count(index, nb + 3)[: nb + 2]])
+
+
+def _count(index, length: int):
+    """How many of `index` (int32, in `0..length-1`) equal each of `0..length-1`."""
+    ones = ops.ones(ops.shape(index), "float32")
+    if keras.backend.backend() == "torch":
+        # Keras's torch segment_sum has a data-dependent shape (torch.compile rejects it);
+        # index_put_ with accumulation, which scatter_update(reduction="add") uses, has not.
+        zeros = ops.zeros((length,), "float32")
+        return ops.scatter_update(zeros, ops.expand_dims(index, -1), ones, reduction="add")
+    return ops.segment_sum(ones, index, num_segments=length)
 
 
 def finalize(vector: np.ndarray, layout: GradientLayout) -> list[tuple[dict, np.ndarray]]:

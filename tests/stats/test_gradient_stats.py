@@ -77,10 +77,7 @@ def close(a, b, rel=REL):
 
 
 # -- equality with the references -------------------------------------------------------
-@pytest.mark.parametrize(
-    "jit_compile",
-    [False] + ([pytest.param(True, marks=pytest.mark.slow)] if BACKEND != "torch" else []),
-)
+@pytest.mark.parametrize("jit_compile", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_recorded_statistics_equal_autodiff_reference_and_weight_change(jit_compile):
     model = mlp()
     loss_fn = keras.losses.SparseCategoricalCrossentropy()
@@ -141,7 +138,7 @@ def _train(callbacks, jit_compile="auto"):
 def test_training_is_bit_identical_with_and_without_the_callback():
     _, plain_loss, plain_weights = _train([])
     stats = GradientStats(every=1, warn=False)
-    model, loss, weights = _train([stats])
+    _model, loss, weights = _train([stats])
     assert loss == plain_loss
     for a, b in zip(weights, plain_weights):
         np.testing.assert_array_equal(a, b)
@@ -438,7 +435,7 @@ def test_plot_draws_three_panels():
     stats = GradientStats(every=1, warn=False)
     model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[stats])
     figure = stats.plot()
-    rms_ax, ratio_ax, depth_ax = figure.axes
+    rms_ax, _ratio_ax, depth_ax = figure.axes
     assert len(rms_ax.get_lines()) == 4  # one per layer
     assert len(depth_ax.get_lines()) == 2  # first and last record
     assert keras_initkit.callbacks.GradientStats is GradientStats
