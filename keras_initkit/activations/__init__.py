@@ -60,9 +60,6 @@ def get(identifier: Any) -> Callable[..., Any]:
 def names() -> list[str]:
     """The names of keras_initkit's own activation functions.
 
-    Args:
-        None: it takes no arguments.
-
     Example:
     >>> keras_initkit.activations.names()
     ['gelu_approximate', 'lisht', 'snake', 'tanhexp']

@@ -111,7 +111,8 @@ class ActivationStats(keras.callbacks.Callback):
     >>> stats = keras_initkit.callbacks.ActivationStats(every=2)
     >>> _ = model.fit(np.ones((32, 8)), np.ones((32, 1)), batch_size=8, epochs=1,
     ...               verbose=0, callbacks=[stats])
-    >>> [(r.step, r.layer) for r in stats.records]
+    >>> recorded = [(r.step, r.layer) for r in stats.records]
+    >>> recorded
     [(2, 'hidden'), (4, 'hidden')]
     >>> frame = stats.to_dataframe()
     >>> sorted(frame.columns)

@@ -13,7 +13,7 @@ from keras_initkit.initializers._checks import check_axes, check_shape
 class Fans(NamedTuple):
     """`(fan_in, fan_out)`, unpackable like the tuple Keras's `compute_fans` returns.
 
-    Args:
+    Attributes:
         fan_in: the number of weights that feed each output unit.
         fan_out: the number of weights each input unit feeds.
 

@@ -253,9 +253,6 @@ ALIASES: dict[str, str] = {
 def names() -> list[str]:
     """The canonical names `calculate_gain` accepts (aliases resolve to these).
 
-    Args:
-        None: it takes no arguments.
-
     Example:
     >>> "tanh" in keras_initkit.initializers.nonlinearity_names()
     True

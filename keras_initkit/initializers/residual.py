@@ -21,9 +21,6 @@ class ResidualZeros(VersionedConfig, keras.initializers.Initializer):
     starts learning at the first step. Distinct from `keras.initializers.Zeros` only in
     its name, so a model's config says why the weight is zero.
 
-    Args:
-        None: it takes no arguments.
-
     Example:
     >>> branch_out = keras.layers.Dense(
     ...     16, kernel_initializer=keras_initkit.initializers.ResidualZeros())

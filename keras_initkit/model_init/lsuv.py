@@ -77,7 +77,8 @@ def lsuv(
     ...                           keras.layers.Dense(32, activation="tanh")])
     >>> x = np.random.default_rng(0).standard_normal((256, 16)).astype("float32")
     >>> report = keras_initkit.lsuv(model, x, seed=0)
-    >>> abs(report[0]["std after"] - 1.0) <= 0.1
+    >>> row = report[0]
+    >>> abs(row["std after"] - 1.0) <= 0.1
     True
 
     Reference:

@@ -201,7 +201,8 @@ def zero_init_residual(model: keras.Model, *, fixup: bool = True, mode: str = "z
     >>> h = keras.layers.Dense(8, name="last")(h)
     >>> outputs = keras.layers.Add()([inputs, h])
     >>> report = keras_initkit.zero_init_residual(keras.Model(inputs, outputs))
-    >>> report[0]["zeroed"], report[0]["fixup scale"]
+    >>> row = report[0]
+    >>> row["zeroed"], row["fixup scale"]
     ('last/kernel', 1.0)
 
     Reference:

@@ -88,7 +88,8 @@ def diagnose(
     ...                             np.zeros(3))
     >>> findings = diagnose([rec("dense", 0.2), rec("dense_1", 0.01), rec("dense_2", 1e-4),
     ...                      rec("output", 1e-6, "softmax")])
-    >>> [(f.condition, f.layer) for f in findings]
+    >>> found = [(f.condition, f.layer) for f in findings]
+    >>> found
     [('vanishing', 'dense_2')]
 
     Reference:
