@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 INSTALL_SECTION = "## Install, run, test"
 # A shell command as README writes one in inline code: a lowercase program name, then
 # arguments (`tensorboard --logdir runs/demo`, `keras-initkit demo --help`), and none of
-# the operators that mark a formula (`x * sigmoid(beta x)`, `steps_per_execution > 1`).
-_COMMAND_SPAN = re.compile(r"^[a-z][a-z0-9_-]*(?: [^*()<>^+|;]+)$")
+# the operators that mark a formula (`x * sigmoid(beta x)`, `steps_per_execution > 1`,
+# `x_t @ kernel`).
+_COMMAND_SPAN = re.compile(r"^[a-z][a-z0-9_-]*(?: [^*()<>^+|;@=]+)$")
 _EXTRAS = re.compile(r"^(?P<target>[^\[\]]*)(?:\[(?P<extras>[^\]]*)\])?$")
 
 

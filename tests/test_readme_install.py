@@ -71,6 +71,7 @@ def test_promised_commands_include_the_tensorboard_promise():
         ("```text\n$ keras-initkit study --init x\nerror: ...\n```",
          ["keras-initkit study --init x"]),
         ("`import keras_initkit`, `x * sigmoid(beta x)`, `steps > 1`, `seed=None`, `fit`", []),
+        ("the input projection `x_t @ kernel`, `a = b c`", []),
     ],
 )
 def test_promised_commands_parser(markdown, expected):
