@@ -12,6 +12,7 @@ import importlib.util
 import os
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -25,7 +26,7 @@ def _requested_backend(argv: Sequence[str]) -> str | None:
     return None
 
 
-def _import_cli_quietly() -> object:
+def _import_cli_quietly() -> ModuleType:
     """Imports keras_initkit.cli with file descriptor 2 pointed at /dev/null.
 
     TensorFlow's C++ runtime writes its start-up lines straight to fd 2 before its log

@@ -105,8 +105,8 @@ def run(name, rounds, steps, epochs):
     plain = per_round["plain"]
     return {
         config: {
-            "cpu": [c / p[0] for (c, _), p in zip(per_round[config], plain)],
-            "wall": [w / p[1] for (_, w), p in zip(per_round[config], plain)],
+            "cpu": [c / p[0] for (c, _), p in zip(per_round[config], plain, strict=True)],
+            "wall": [w / p[1] for (_, w), p in zip(per_round[config], plain, strict=True)],
             "ms": 1e3 * statistics.median(c for c, _ in per_round[config]),
         }
         for config in CONFIGS

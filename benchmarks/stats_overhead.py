@@ -59,6 +59,7 @@ if _XLA_PIN not in os.environ.get("XLA_FLAGS", ""):
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse
+import contextlib
 import gc
 import platform
 import random
@@ -80,10 +81,8 @@ elif BACKEND == "torch":
     import torch
 
     torch.set_num_threads(1)
-    try:
+    with contextlib.suppress(RuntimeError):  # already set by an earlier import; harmless
         torch.set_num_interop_threads(1)
-    except RuntimeError:  # already set by an earlier import; harmless here
-        pass
 
 from keras_initkit.callbacks import ActivationStats, ActivationStatsWarning
 
@@ -164,7 +163,7 @@ class ProbeStats(keras.callbacks.Callback):
         self.model  # noqa: B018 - on JAX this syncs the state; the probe fails otherwise
         outputs = self.probe.predict_on_batch(self.sample)
         stats = []
-        for output, value_range in zip(outputs, self.ranges):
+        for output, value_range in zip(outputs, self.ranges, strict=True):
             values = np.asarray(output, dtype="float32")
             counts, _ = np.histogram(values, bins=self.bins, range=value_range)
             stats.append(
@@ -268,8 +267,8 @@ def run_workload(
 
     results = {}
     for config in configs:
-        cpu = [c / p[0] for (c, _), p in zip(per_round[config], per_round["plain"])]
-        wall = [w / p[1] for (_, w), p in zip(per_round[config], per_round["plain"])]
+        cpu = [c / p[0] for (c, _), p in zip(per_round[config], per_round["plain"], strict=True)]
+        wall = [w / p[1] for (_, w), p in zip(per_round[config], per_round["plain"], strict=True)]
         results[config] = {
             "cpu": cpu,
             "wall": wall,

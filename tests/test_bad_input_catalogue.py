@@ -388,7 +388,7 @@ def test_reinitialize_changes_nothing_when_any_scheme_entry_is_bad():
     with pytest.raises(ValueError, match="bogus"):
         keras_initkit.reinitialize(model, {"d1": "he_normal", "d2": "bogus"})
     after = [np.array(keras.ops.convert_to_numpy(w)) for w in model.weights]
-    assert all(np.array_equal(b, a) for b, a in zip(before, after))
+    assert all(np.array_equal(b, a) for b, a in zip(before, after, strict=True))
 
 
 def test_newer_config_version_loads_with_a_warning_and_drops_unknown_arguments():

@@ -82,7 +82,7 @@ def test_study_numbers_equal_numpy_on_the_same_weights(tmp_path):
     for result in payload["results"]:
         model = build_stack(result["activation"], "he_normal", depth=4, width=64, seed=3)
         h = data
-        for layer, row in zip(model.layers, result["layers"]):
+        for layer, row in zip(model.layers, result["layers"], strict=True):
             h = functions[result["activation"]](h @ keras.ops.convert_to_numpy(layer.kernel))
             assert row["mean"] == pytest.approx(float(h.mean()), abs=1e-5)
             assert row["std"] == pytest.approx(float(h.std()), rel=1e-4)

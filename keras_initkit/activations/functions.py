@@ -10,7 +10,6 @@ from keras import ops
 
 from keras_initkit._checks import FLOAT16_MAX
 
-
 _LOW_PRECISION = ("float16", "bfloat16")
 
 
@@ -57,7 +56,7 @@ def _spec(name: str, param: Any = None) -> Any:
 
 @keras.saving.register_keras_serializable(package="keras_initkit")
 @_spec("snake", 1.0)
-def snake(x: Any, frequency: float = 1.0) -> Any:
+def snake(x: Any, frequency: object = 1.0) -> Any:
     """Snake: `x + sin(frequency * x)^2 / frequency`, periodic with a linear trend.
 
     Learns periodic functions and extrapolates them, where ReLU and tanh flatten out.
@@ -65,7 +64,8 @@ def snake(x: Any, frequency: float = 1.0) -> Any:
 
     Args:
         x: input tensor.
-        frequency: positive float, `a`. Defaults to `1.0`.
+        frequency: positive float, `a` (or a tensor of them, as the `Snake` layer passes).
+            Defaults to `1.0`.
 
     Example:
     >>> y = keras_initkit.activations.snake(np.array([0.0, 1.0]))

@@ -220,9 +220,8 @@ class ActivationStats(keras.callbacks.Callback):
         if recorder.pending:
             self.model  # noqa: B018 - sync the state (JAX) before adding variables
         records = recorder.after_batch(batch)
-        if records is None and self.on_nan == "stop":
-            if recorder.nonfinite_now():
-                records = recorder.read(batch)
+        if records is None and self.on_nan == "stop" and recorder.nonfinite_now():
+            records = recorder.read(batch)
         if records is not None:
             self._take(records)
         # The loss: every step with on_nan="stop", at each read with "warn".
@@ -230,7 +229,7 @@ class ActivationStats(keras.callbacks.Callback):
         if check_loss and self.stopped_by is None and not _finite_loss(logs):
             finding = Finding(
                 "nonfinite_loss", "loss",
-                f"the loss is {logs['loss']} at step {recorder.step} (batch {batch} of "
+                f"the loss is {(logs or {}).get('loss')} at step {recorder.step} (batch {batch} of "
                 f"epoch {recorder.epoch})" + ("; training stopped." if self.on_nan == "stop"
                                                else "."))
             self._report(finding)

@@ -6,19 +6,17 @@ import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Self
 
 import keras
 import numpy as np
-from typing_extensions import Self
 
 from keras_initkit.stats import gradient_output as output
 from keras_initkit.stats import gradients as gstats
 from keras_initkit.stats._gradient_hook import GradientHook
 from keras_initkit.stats.gradient_diagnosis import GradientFinding, diagnose
 from keras_initkit.stats.gradient_output import GradientRecord
-
-_NEVER = 3.0e38
+from keras_initkit.stats.window import fold_bounds
 
 
 class GradientStatsWarning(UserWarning):
@@ -203,7 +201,7 @@ class GradientStats(keras.callbacks.Callback):
         self._last_batch = batch
         self._step += steps
         self._tick += steps
-        if self.every != "epoch" and (batch + 1) // self.every > self._bucket:
+        if isinstance(self.every, int) and (batch + 1) // self.every > self._bucket:
             self._bucket = (batch + 1) // self.every
             self._record(batch)
 
@@ -255,31 +253,23 @@ class GradientStats(keras.callbacks.Callback):
             return bool(self.layers(path))
         return any(path == name or path.split("/")[-1] == name for name in self.layers)
 
-    def _window_end(self, start: int) -> int | None:
-        steps = (self.params or {}).get("steps")
-        if self.every == "epoch":
-            return steps
-        boundary = (start // self.every + 1) * self.every
-        end = -(-boundary // self._spe) * self._spe
-        return min(end, steps) if steps else end
-
     def _start_window(self) -> None:
-        start = self._last_batch + 1
-        end = self._window_end(start)
-        count = None if self.batches_per_record == "all" else self.batches_per_record
-        if end is None:
-            low, high = 0, (count if count is not None else _NEVER)
-        else:
-            length = end - start
-            low, high = (0, length) if count is None else (max(length - count, 0), length)
+        steps = (self.params or {}).get("steps")
+        low, high = fold_bounds(self._last_batch + 1, self.every, self.batches_per_record,
+                                steps, self._spe)
         self._window, self._tick = (low, high), 0
-        self._hook.start_window(low, high)
+        self._installed_hook().start_window(low, high)
+
+    def _installed_hook(self) -> GradientHook:
+        if self._hook is None:
+            raise RuntimeError("GradientStats is not attached to a fit")
+        return self._hook
 
     def _record(self, batch: int) -> None:
         if not self._active():
             return
         self._model_synced()
-        hook = self._hook
+        hook = self._installed_hook()
         results = gstats.finalize(hook.read(), hook.layout)
         self._start_window()
         if not results:
@@ -288,7 +278,7 @@ class GradientStats(keras.callbacks.Callback):
         new = [
             GradientRecord(self._fit, self._epoch, batch, self._step, layer, name, stats,
                            edges, counts)
-            for (layer, name), (stats, counts) in zip(self._names, results)
+            for (layer, name), (stats, counts) in zip(self._names, results, strict=True)
         ]  # fmt: skip
         self.records.extend(new)
         findings = diagnose(new, self.gradient_ratio, self.update_ratio_bounds)
@@ -297,7 +287,8 @@ class GradientStats(keras.callbacks.Callback):
             self._sink.write(new, messages)
 
     def _report(self, finding: GradientFinding) -> str | None:
-        fresh = [layer for layer in finding.layers if (finding.condition, layer) not in self._warned]
+        warned = self._warned
+        fresh = [layer for layer in finding.layers if (finding.condition, layer) not in warned]
         if not fresh:
             return None
         self._warned.update((finding.condition, layer) for layer in fresh)

@@ -105,9 +105,11 @@ def _train(label: str, model: Any, data: tuple, epochs: int, folder: str) -> dic
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            first_step = reads[0][0].step
+            over_time = stats.plot_histograms(over_time=True)
             for name, figure in (("layer_stats.png", stats.plot()),
-                                 ("histograms.png", stats.plot_histograms(step=reads[0][0].step)),
-                                 ("histograms_over_time.png", stats.plot_histograms(over_time=True))):
+                                 ("histograms.png", stats.plot_histograms(step=first_step)),
+                                 ("histograms_over_time.png", over_time)):
                 figure.savefig(os.path.join(folder, name), dpi=90)
     except ImportError as error:  # matplotlib is optional (the `plot` extra)
         print(f"  (no plots: {error})")
@@ -139,7 +141,7 @@ def _print_diagnosis(label: str, result: dict[str, Any]) -> None:
 
 
 def _initializers_used(model: Any) -> str:
-    counts = Counter()
+    counts: Counter[str] = Counter()
     for layer in model.layers:
         config = layer.kernel_initializer.get_config()
         nonlinearity = config.get("nonlinearity")

@@ -17,8 +17,8 @@ import math
 import re
 import sys
 import textwrap
-from types import SimpleNamespace
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import keras
@@ -27,8 +27,8 @@ import numpy as np
 from keras_initkit.cli._choices import activation_function, make_initializer
 from keras_initkit.model_init import lsuv
 from keras_initkit.stats import diagnose, saturation_bounds
-from keras_initkit.stats.summary import layer_record
 from keras_initkit.stats.export import atomic_save, atomic_write_text
+from keras_initkit.stats.summary import layer_record
 
 __all__ = [
     "StudyResult",
@@ -330,8 +330,9 @@ def format_summary(results: list[StudyResult], width: int = 80) -> str:
     last = f"std @{depth}"
     lines = [f"{'activation':<14}{'init':<16}{'std @1':>11}{last:>11}  verdict"]
     for r in results:
+        verdict = ", ".join(f.split(":")[0] for f in r.flags) or "healthy"
         line = (f"{r.activation:<14}{r.init:<16}{_cell(r.layers[0]['std']):>11}"
-                f"{_cell(r.layers[-1]['std']):>11}  {', '.join(f.split(':')[0] for f in r.flags) or 'healthy'}")
+                f"{_cell(r.layers[-1]['std']):>11}  {verdict}")
         lines.append(line[:width])
     return "\n".join(lines)
 
@@ -374,7 +375,8 @@ def to_json(results: list[StudyResult], config: dict[str, Any]) -> str:
                 "layers": [
                     {"layer": i + 1, **{k: _json_number(v) for k, v in row.items()},
                      "histogram": {"low": low, "high": high, "counts": counts.tolist()}}
-                    for i, (row, (low, high, counts)) in enumerate(zip(r.layers, r.histograms))
+                    for i, (row, (low, high, counts))
+                    in enumerate(zip(r.layers, r.histograms, strict=True))
                 ],
             }
             for r in results
@@ -413,7 +415,7 @@ def plot(results: list[StudyResult]) -> Any:
     figure = Figure(figsize=(1.9 * columns, 1.7 * len(results) + 0.4), layout="constrained")
     axes = figure.subplots(len(results), columns, squeeze=False)
     x = np.arange(1, depth + 1)
-    for row, result in zip(axes, results):
+    for row, result in zip(axes, results, strict=False):
         means = [layer["mean"] for layer in result.layers]
         stds = [layer["std"] for layer in result.layers]
         row[0].plot(x, means, "o-", markersize=3)
@@ -423,7 +425,7 @@ def plot(results: list[StudyResult]) -> Any:
         if min(stds) > 0 and max(stds) / min(stds) > 10:
             row[1].set_yscale("log")
         row[1].set_title("std per layer", fontsize=8)
-        for ax, index in zip(row[2:], shown):
+        for ax, index in zip(row[2:], shown, strict=False):
             low, high, counts = result.histograms[index]
             edges = np.linspace(low, high, len(counts) + 1)
             ax.stairs(counts, edges, fill=True)

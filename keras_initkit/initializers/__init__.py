@@ -30,7 +30,7 @@ from keras_initkit.initializers.variance_scaling import (
     XavierUniform,
 )
 
-_CLASSES = {
+_CLASSES: dict[str, type[keras.initializers.Initializer]] = {
     "VarianceScaling": VarianceScaling,
     "LecunNormal": LecunNormal,
     "LecunUniform": LecunUniform,
@@ -59,7 +59,9 @@ def _snake(name: str) -> str:
 
 ALL_OBJECTS: dict[str, type] = {**_CLASSES, **{_snake(k): v for k, v in _CLASSES.items()}}
 # Keras's compatibility alias of a class we replace resolves to ours too.
-_KERAS_ALIASES: dict[str, type] = {"OrthogonalInitializer": Orthogonal}
+_KERAS_ALIASES: dict[str, type[keras.initializers.Initializer]] = {
+    "OrthogonalInitializer": Orthogonal
+}
 
 # Aliases are the same classes (as in JAX); their names also resolve in Keras strings.
 for _name in ("XavierNormal", "XavierUniform", "KaimingNormal", "KaimingUniform"):

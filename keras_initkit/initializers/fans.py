@@ -80,7 +80,7 @@ def compute_fans(
     | layer | kernel | fan_in | fan_out |
     |---|---|---|---|
     | Dense | (in, out) | in | out |
-    | Conv1D/2D/3D (groups g, strides s) | (*k, in/g, filters) | in/g * prod(k) | filters/g * prod(k) / prod(s) |
+    | Conv1D/2D/3D (groups g, strides s) | (*k, in/g, f) | in/g * prod(k) | f/g * prod(k)/prod(s) |
     | DepthwiseConv1D/2D | (*k, C, m) | prod(k) (Keras: C * prod(k)) | m * prod(k) / prod(s) |
     | SeparableConv (depthwise / pointwise) | | as depthwise / C*m | / filters |
     | Conv1D/2D/3DTranspose | (*k, filters, in) | in * prod(k) / prod(s) | filters * prod(k) |

@@ -129,8 +129,8 @@ class VarianceScaling(VersionedConfig, keras.initializers.VarianceScaling):
         if not math.isfinite(scale * effective * effective * 9):
             raise ValueError(
                 "scale and gain are too large: the weights' standard deviation "
-                f"sqrt(scale) * gain * calculate_gain(nonlinearity) overflows; got scale={scale!r}, "
-                f"gain={gain!r}, nonlinearity={nonlinearity!r}"
+                "sqrt(scale) * gain * calculate_gain(nonlinearity) overflows; "
+                f"got scale={scale!r}, gain={gain!r}, nonlinearity={nonlinearity!r}"
             )
         # Keras's own constructor handles the seed contract; it knows only three modes.
         super().__init__(

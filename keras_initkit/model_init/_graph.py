@@ -193,6 +193,11 @@ def _describe_op(op: Any) -> str:
     return f"operation {getattr(op, 'name', _op_name(op))!r}"
 
 
+def _after_in_sequence(layers: list[Any], index: int) -> Outside:
+    """What follows a nested model's outputs: the next layers of the Sequential holding it."""
+    return lambda k: _follow_sequence(layers, index)
+
+
 def _follow_sequence(layers: list[Any], index: int) -> tuple[Any, str]:
     """A plain list of layers: the first layer after `index` that is not a pass-through."""
     for following in layers[index + 1:]:
@@ -225,18 +230,11 @@ class _Reader:
             path = f"{prefix}{layer.name}"
             calls = graph.calls_of(layer) if graph is not None else []
             if is_container(layer):
-                inner_outside = None
-                if calls:
-                    first = calls[0]
-
-                    def inner_outside(k: int, _g: Graph = graph, _c: Call = first,
-                                      _o: Outside | None = outside) -> Any:
-                        if k >= len(_c.outputs):
-                            return None
-                        return self.follow(_g, _c.outputs[k], _o)
+                inner_outside: Outside | None = None
+                if calls and graph is not None:
+                    inner_outside = self._outputs_of(graph, calls[0], outside)
                 elif graph is None and isinstance(container, keras.Sequential):
-                    def inner_outside(k: int, _i: int = index, _l: list = layers) -> Any:
-                        return _follow_sequence(_l, _i)
+                    inner_outside = _after_in_sequence(layers, index)
                 self.visit(layer, path + "/", inner_outside, calls[0] if calls else None)
                 continue
             activation, seen = self._activation(layer, container, graph, why, calls,
@@ -263,9 +261,12 @@ class _Reader:
             return direct
         ordered: list[Any] = []
         for call in graph.calls:
-            if isinstance(call.op, keras.layers.Layer) and all(call.op is not o for o in ordered):
-                if any(call.op is d for d in direct):
-                    ordered.append(call.op)
+            if (
+                isinstance(call.op, keras.layers.Layer)
+                and all(call.op is not o for o in ordered)
+                and any(call.op is d for d in direct)
+            ):
+                ordered.append(call.op)
         return ordered + [d for d in direct if all(d is not o for o in ordered)]
 
     def _activation(self, layer: Any, container: Any, graph: Graph | None, why: str,
@@ -291,6 +292,16 @@ class _Reader:
         if len(results) == 1 or len({str(_gain_key(a)) for a, _ in results}) == 1:
             return results[0]
         return None, f"differs between its {len(results)} calls: assumed linear"
+
+    def _outputs_of(self, graph: Graph, call: Call, outside: Outside | None) -> Outside:
+        """What follows a nested model's k-th output: whatever follows the call's output."""
+
+        def after(k: int) -> tuple[Any, str] | None:
+            if k >= len(call.outputs):
+                return None
+            return self.follow(graph, call.outputs[k], outside)
+
+        return after
 
     def follow(self, graph: Graph, tensor: int, outside: Outside | None,
                depth: int = 0) -> tuple[Any, str]:

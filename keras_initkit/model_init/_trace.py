@@ -197,9 +197,8 @@ def trace_call(layer: Any, args: Any = None, kwargs: Any = None) -> Graph:
     patched = []
     for sub in _direct_sublayers(layer):
         if "compute_output_spec" not in vars(sub):
-            object.__setattr__(
-                sub, "compute_output_spec", functools.partial(keras.Operation.compute_output_spec, sub)
-            )
+            spec = functools.partial(keras.Operation.compute_output_spec, sub)
+            object.__setattr__(sub, "compute_output_spec", spec)
             patched.append(sub)
     try:
         outputs = layer.call(*args, **kwargs)

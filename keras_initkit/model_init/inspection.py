@@ -7,8 +7,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_initkit.model_init._capture import capture_outputs
 from keras_initkit.model_init import _validate
+from keras_initkit.model_init._capture import capture_outputs
 from keras_initkit.model_init._graph import layer_contexts
 from keras_initkit.model_init.report import Report
 from keras_initkit.stats.diagnosis import diagnose

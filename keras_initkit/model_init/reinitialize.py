@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import keras
 import numpy as np
 
 from keras_initkit import initializers as ki
+from keras_initkit.model_init import _validate
 from keras_initkit.model_init._graph import (
     bias_weights,
     kernel_weights,
     layer_contexts,
 )
-from keras_initkit.model_init import _validate
 from keras_initkit.model_init.report import Report
 
 _SEPARABLE = (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)
@@ -74,10 +75,8 @@ def _fans_and_init(init: Any, owner: Any, variable: Any) -> tuple[Any, Any, str]
         fans = ki.compute_fans(shape) if len(shape) >= 2 else (shape[0], shape[0])
         note = " (fans from the shape)"
     if hasattr(init, "for_layer"):
-        try:
+        with contextlib.suppress(ValueError):
             init = init.for_layer(owner, variable)
-        except ValueError:
-            pass
     return fans, init, note
 
 

@@ -74,7 +74,8 @@ class Report(Sequence):
         table = [self.columns] + [[_cell(row.get(c)) for c in self.columns] for row in self.rows]
         widths = [max(len(line[i]) for line in table) for i in range(len(self.columns))]
         lines = [self.title] if self.title else []
-        lines.append("  ".join(h.ljust(w) for h, w in zip(self.columns, widths, strict=True)).rstrip())
+        header = zip(self.columns, widths, strict=True)
+        lines.append("  ".join(h.ljust(w) for h, w in header).rstrip())
         lines.append("  ".join("-" * w for w in widths))
         for line in table[1:]:
             lines.append("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())

@@ -103,41 +103,41 @@ def diagnose(
             f"({first.stats['gradient_nonfinite']:.0f} values).",
         ))  # fmt: skip
     layers = _layers(records)
-    dead = [l.name for l in layers if l.total > 0 and l.zeros == l.total]
+    dead = [layer.name for layer in layers if layer.total > 0 and layer.zeros == layer.total]
     if dead:
         findings.append(GradientFinding(
             "dead", tuple(dead),
             f"dead layers: the gradient of every variable of {', '.join(dead)} was exactly "
             f"zero on every recorded step of the window ending at step {step}.",
         ))  # fmt: skip
-    deep = [l for l in layers if l.matrices and math.isfinite(l.rms)]
+    deep = [layer for layer in layers if layer.matrices and math.isfinite(layer.rms)]
     if len(deep) >= 3 and not bad:
-        first, last = deep[0], deep[-2]
-        if last.rms > 0:
-            ratio = first.rms / last.rms
+        bottom, top = deep[0], deep[-2]
+        if top.rms > 0:
+            ratio = bottom.rms / top.rms
             words = _depth_words(ratio, gradient_ratio)
             if words is not None:
                 condition, phrase = words
                 findings.append(GradientFinding(
-                    condition, (first.name,),
+                    condition, (bottom.name,),
                     f"gradients {phrase} towards the input: at step {step} the weight-gradient "
-                    f"RMS of the first layer ({first.name}, {first.rms:.2g}) is "
-                    f"{_times(ratio)} that of the last hidden layer ({last.name}, "
-                    f"{last.rms:.2g}).",
+                    f"RMS of the first layer ({bottom.name}, {bottom.rms:.2g}) is "
+                    f"{_times(ratio)} that of the last hidden layer ({top.name}, "
+                    f"{top.rms:.2g}).",
                 ))  # fmt: skip
     low, high = update_ratio_bounds
-    finite = [l for l in layers if math.isfinite(l.ratio)]
-    for condition, chosen, words in (
-        ("update_too_small", [l for l in finite if l.ratio < low],
+    finite = [layer for layer in layers if math.isfinite(layer.ratio)]
+    for condition, chosen, bound in (
+        ("update_too_small", [layer for layer in finite if layer.ratio < low],
          f"below {low:g}: these layers barely learn"),
-        ("update_too_large", [l for l in finite if l.ratio > high],
+        ("update_too_large", [layer for layer in finite if layer.ratio > high],
          f"above {high:g}: these layers' steps are too large (unstable)"),
     ):  # fmt: skip
         if chosen:
-            named = ", ".join(f"{l.name} ({l.ratio:.1e})" for l in chosen)
+            named = ", ".join(f"{layer.name} ({layer.ratio:.1e})" for layer in chosen)
             findings.append(GradientFinding(
-                condition, tuple(l.name for l in chosen),
-                f"update/weight ratio far from 1e-3 at step {step} ({words}): {named}.",
+                condition, tuple(layer.name for layer in chosen),
+                f"update/weight ratio far from 1e-3 at step {step} ({bound}): {named}.",
             ))  # fmt: skip
     return findings
 

@@ -58,8 +58,8 @@ def plot_gradient_stats(
         ratio_ax.plot(xs, [_positive(p[2]) for p in points], label=name)
     for key, style in ((keys[0], "--"), (keys[-1], "-")) if keys else ():
         layers = _layers(windows[key])
-        depth_ax.plot(range(len(layers)), [_positive(l.rms) for l in layers], style, marker="o",
-                      label=f"step {key[1]}")
+        rms = [_positive(layer.rms) for layer in layers]
+        depth_ax.plot(range(len(layers)), rms, style, marker="o", label=f"step {key[1]}")
     low, high = update_ratio_bounds
     ratio_ax.axhspan(low, high, color="0.9")
     ratio_ax.axhline(1e-3, color="0.5", linestyle=":")

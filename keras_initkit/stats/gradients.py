@@ -122,7 +122,7 @@ def fold(state, grads, before, after, layout: GradientLayout, scale=None):
     """
     head = state[:HEAD] + ops.convert_to_tensor([1.0, 0.0, 0.0, 1.0], "float32")
     blocks = [head]
-    for index, (g, w0, w1) in enumerate(zip(grads, before, after)):
+    for index, (g, w0, w1) in enumerate(zip(grads, before, after, strict=True)):
         start = HEAD + index * layout.block
         old = state[start : start + layout.block]
         w0 = ops.reshape(ops.cast(w0, "float32"), (-1,))

@@ -81,7 +81,7 @@ class Instrumentation:
         self._torch = keras.backend.backend() == "torch"
         self._installed = False
         self._fit_frame: Any = None
-        self._patches = []
+        self._patches: list[_patch.Patch] = []
         self.on_remove: list[Any] = []  # called after `remove` (the callback closes files)
 
     # -- installing and removing ------------------------------------------------------
@@ -90,7 +90,7 @@ class Instrumentation:
         remove_stale(model, force=True)  # a fit that raised never reached on_train_end
         self._fit_frame = _fit_frame(model)
         self._outer_exception = sys.exc_info()[1]
-        self._patches: list[_patch.Patch] = []
+        self._patches = []
         for index, slot in enumerate(self.slots):
             self._patches.append(_patch.patch(slot.target.layer, "call", self._watch(slot, index)))
 
@@ -261,7 +261,7 @@ class Instrumentation:
         return _STEP.predicate
 
     # -- host side ----------------------------------------------------------------------
-    def start_window(self, fold_from: int, fold_until: int) -> None:
+    def start_window(self, fold_from: int, fold_until: float) -> None:
         """Empties the accumulators; the window folds its steps `fold_from..fold_until-1`."""
         for slot in self.slots:
             internals.assign_locals(self.model, slot.variable, slot.layout.empty())

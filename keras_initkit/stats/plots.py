@@ -148,7 +148,7 @@ def plot_layer_stats(
         grid = np.array(
             [[_value(table.get((s, n)), name) for n in layers] for s in steps]
         )
-        for color, i in zip(read_colors, reads):
+        for color, i in zip(read_colors, reads, strict=False):
             left.plot(x, grid[i], marker="o", color=color, label=f"step {steps[i]}")
         for j, color in enumerate(layer_colors):
             right.plot(steps, grid[:, j], marker=".", color=color, label=layers[j])
@@ -231,7 +231,7 @@ def plot_histograms(
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax in axes[len(layers) :]:
         fig.delaxes(ax)
-    for index, (ax, layer) in enumerate(zip(axes, layers)):
+    for index, (ax, layer) in enumerate(zip(axes, layers, strict=False)):
         if over_time:
             _draw_over_time(ax, [table.get((s, layer)) for s in steps], steps, layer)
         else:

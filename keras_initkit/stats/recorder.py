@@ -20,8 +20,7 @@ from keras_initkit.stats.accumulator import INF, NAN, Layout, finalize
 from keras_initkit.stats.instrument import Instrumentation, Slot
 from keras_initkit.stats.record import ActivationRecord
 from keras_initkit.stats.summary import saturation_bounds
-
-_NEVER = 3.0e38
+from keras_initkit.stats.window import fold_bounds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +84,7 @@ class Recorder:
         self.step += steps
         if self.pending:  # the first step has shown every output's shape
             self.pending = False
-            inst = self.instrumentation
+            inst = self._installed()
             inst.learn_shapes()
             for slot in inst.slots:
                 self._widths[id(slot.target.layer)] = slot.layout.units
@@ -94,7 +93,7 @@ class Recorder:
             return None
         self.tick += steps
         every = self.settings.every
-        if every != "epoch" and (batch + 1) // every > self.bucket:
+        if isinstance(every, int) and (batch + 1) // every > self.bucket:
             self.bucket = (batch + 1) // every
             return self.read(batch)
         return None
@@ -125,7 +124,7 @@ class Recorder:
     # -- reading --------------------------------------------------------------------------
     def read(self, batch: int) -> list[ActivationRecord]:
         """The records of the current window (forward order), then a new window."""
-        inst = self.instrumentation
+        inst = self._installed()
         self.sync()
         vectors = inst.read()
         order = inst.call_order + [i for i in range(len(inst.slots)) if i not in inst.call_order]
@@ -153,6 +152,11 @@ class Recorder:
         return new
 
     # -- internals ------------------------------------------------------------------------
+    def _installed(self) -> Instrumentation:
+        if self.instrumentation is None:
+            raise RuntimeError("the recorder has no instrumentation: call begin() first")
+        return self.instrumentation
+
     def _slot(self, target: targets.Target) -> Slot:
         s = self.settings
         axis = targets.unit_axis(target.layer)
@@ -172,23 +176,9 @@ class Recorder:
         )
         return Slot(target, layout)
 
-    def _window_end(self, start: int) -> int | None:
-        every = self.settings.every
-        if every == "epoch":
-            return self.steps
-        boundary = (start // every + 1) * every
-        end = -(-boundary // self.spe) * self.spe
-        return min(end, self.steps) if self.steps else end
-
     def _start_window(self) -> None:
-        start = self.last_batch + 1
-        end = self._window_end(start)
-        per = self.settings.batches_per_record
-        count = None if per == "all" else per
-        if end is None:
-            low, high = 0, (count if count is not None else _NEVER)
-        else:
-            length = end - start
-            low, high = (0, length) if count is None else (max(length - count, 0), length)
+        s = self.settings
+        low, high = fold_bounds(self.last_batch + 1, s.every, s.batches_per_record,
+                                self.steps, self.spe)
         self.window, self.tick = (low, high), 0
-        self.instrumentation.start_window(low, high)
+        self._installed().start_window(low, high)

@@ -20,6 +20,7 @@ removed, permissions changed) is reported once, writing stops, training goes on.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -69,10 +70,8 @@ def remove_stale_temporaries(log_dir: str) -> None:
     """Deletes `.tmp-*` files an atomic write killed mid-way left in `log_dir`."""
     for name in os.listdir(log_dir):
         if name.startswith(".tmp-"):
-            try:
+            with contextlib.suppress(OSError):
                 os.remove(os.path.join(log_dir, name))
-            except OSError:
-                pass
 
 
 class CsvSink:
@@ -176,10 +175,8 @@ class Sinks:
     def close(self) -> None:
         """Closes open files (the event file); a later `write` opens a new event file."""
         for sink in self.sinks:
-            try:
+            with contextlib.suppress(OSError):
                 sink.close()
-            except OSError:
-                pass
 
     def _guarded(self, action: Callable[[], Any]) -> None:
         try:
@@ -219,7 +216,7 @@ def is_chief(model: Any) -> bool:
         task_type = getattr(resolver, "task_type", None)
         if task_type is None:
             return True
-        if task_type == "chief":
+        if task_type == "chief" or resolver is None:
             return True
         spec = resolver.cluster_spec().as_dict() if hasattr(resolver, "cluster_spec") else {}
         return task_type == "worker" and int(resolver.task_id or 0) == 0 and "chief" not in spec

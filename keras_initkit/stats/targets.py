@@ -98,7 +98,7 @@ def select(model: Any, layers: LayerSelection) -> list[Target]:
                     )
             chosen.extend(m for m in matches if all(m[0] is not c[0] for c in chosen))
         chosen.sort(key=lambda pair: [p for _, p in leaves].index(pair[1]))
-    targets = []
+    targets: list[Target] = []
     for layer, path in chosen:
         if any(t.layer is layer for t in targets):
             continue  # a layer shared by two nested models is watched once

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from typing_extensions import Self  # typing.Self needs Python 3.11
+    from typing import Self  # typing.Self needs Python 3.11
 
 
 def _crc32c_table() -> list[int]:

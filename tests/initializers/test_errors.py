@@ -62,7 +62,9 @@ def test_param_out_of_range():
         match=r"param \(negative_slope of 'leaky_relu'\) must be a finite number >= 0; got -0.2",
     ):
         ki.HeNormal(nonlinearity="leaky_relu", param=-0.2)
-    with pytest.raises(ValueError, match=r"param \(pieces of 'maxout'\) must be an int in \[2, 2\*\*63\]"):
+    with pytest.raises(
+        ValueError, match=r"param \(pieces of 'maxout'\) must be an int in \[2, 2\*\*63\]"
+    ):
         ki.LecunNormal(nonlinearity="maxout", param=1)
 
 

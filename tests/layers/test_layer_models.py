@@ -496,7 +496,8 @@ def test_layers_inside_a_sub_model_inside_a_model_round_trip_in_memory():
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(clone(x)), keras.ops.convert_to_numpy(model(x)), atol=1e-6
     )
-    assert [type(l) for l in clone.get_layer("inner").layers] == [kl.Swish, kl.Maxout, kl.Snake]
+    inner = clone.get_layer("inner").layers
+    assert [type(layer) for layer in inner] == [kl.Swish, kl.Maxout, kl.Snake]
 
 
 # --------------------------------------------------------------------------------------

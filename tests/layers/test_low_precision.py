@@ -137,7 +137,7 @@ def test_mixed_float16_dense_activation_dense_trains(name):
         scale = float(keras.ops.convert_to_numpy(model.optimizer.dynamic_scale))
     finally:
         keras.config.set_dtype_policy(previous)
-    moved = [not np.array_equal(b, a) for b, a in zip(before, after)]
+    moved = [not np.array_equal(b, a) for b, a in zip(before, after, strict=True)]
     assert all(moved), moved
     assert last_loss < first_loss
     assert scale >= 1.0, f"loss scale collapsed to {scale}: steps were skipped"

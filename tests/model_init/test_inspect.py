@@ -108,7 +108,9 @@ def test_small_weights_collapse(unit_normal_batch):
     assert "collapsed" in str(report)
 
 
-@pytest.mark.parametrize("initializer", [ki.GlorotNormal, ki.XavierNormal], ids=["glorot", "xavier"])
+@pytest.mark.parametrize(
+    "initializer", [ki.GlorotNormal, ki.XavierNormal], ids=["glorot", "xavier"]
+)
 def test_glorot_keeps_the_signal(unit_normal_batch, initializer):
     model = tanh_mlp(initializer(seed=0))
     report = keras_initkit.inspect(model, unit_normal_batch)
@@ -243,7 +245,7 @@ def test_model_kinds(kind):
     # the model is left as it was: no instance-level call, same weights, same outputs
     for layer in all_layers(model):
         assert "call" not in vars(layer), layer.name
-    for before, variable in zip(weights, model.weights):
+    for before, variable in zip(weights, model.weights, strict=True):
         np.testing.assert_array_equal(before, numpy(variable))
     np.testing.assert_allclose(numpy(model(x)), expected_output, rtol=1e-6)
     model.compile(optimizer="sgd", loss="mse")

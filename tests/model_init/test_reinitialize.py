@@ -605,7 +605,8 @@ def test_saved_model_references_the_new_initializers(tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
     for name in ("a", "b", "md", "out"):
-        new, old = loaded.get_layer(name).kernel_initializer, model.get_layer(name).kernel_initializer
+        new = loaded.get_layer(name).kernel_initializer
+        old = model.get_layer(name).kernel_initializer
         assert type(new) is type(old)
         assert type(new).__module__.startswith("keras_initkit.")
         assert new.get_config() == old.get_config()

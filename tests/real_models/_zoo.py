@@ -83,7 +83,8 @@ class VAE(keras.Model):
         h = L.Flatten()(h)
         h = L.Dense(16, activation="relu")(h)
         self.encoder = keras.Model(
-            enc_in, [L.Dense(latent_dim, name="z_mean")(h), L.Dense(latent_dim, name="z_log_var")(h)],
+            enc_in,
+            [L.Dense(latent_dim, name="z_mean")(h), L.Dense(latent_dim, name="z_log_var")(h)],
             name="encoder")
         dec_in = keras.Input((latent_dim,))
         h = L.Dense(4 * 4 * 8, activation="relu")(dec_in)

@@ -97,10 +97,7 @@ def test_lsuv_inspect_and_training(build):
         assert row["status"].startswith(("ok", "skipped")), row
     assert len(keras_initkit.inspect(model, x)) > 10
     keras_initkit.zero_init_residual(model)
-    if build is _gpt2:
-        y = np.roll(x["token_ids"], -1, axis=1)
-    else:
-        y = np.array([0, 1, 0, 1])
+    y = np.roll(x["token_ids"], -1, axis=1) if build is _gpt2 else np.array([0, 1, 0, 1])
     model.compile(optimizer=keras.optimizers.SGD(1e-2),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     history = model.fit(x, y, batch_size=4, epochs=3, verbose=0)

@@ -7,17 +7,16 @@ then outputs its skip input exactly), `lsuv`, a short `fit` with `ActivationStat
 are marked slow (they build 100-400 layers); CI runs all of them on TensorFlow.
 """
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import _zoo
 import keras
 import numpy as np
 import pytest
 
-import _zoo
 import keras_initkit
 from keras_initkit.model_init._trace import model_graph
 

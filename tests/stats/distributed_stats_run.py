@@ -168,7 +168,7 @@ def main(mode):
         "device_count": device_count,
         "probe": seen,
         "weights_checksum": float(sum(np.sum(np.abs(w), dtype="float64") for w in initial)),
-        "weights_unchanged": all(np.array_equal(a, b) for a, b in zip(initial, final)),
+        "weights_unchanged": all(np.array_equal(a, b) for a, b in zip(initial, final, strict=True)),
         "records": records,
     }
     print("RESULT " + json.dumps(result))

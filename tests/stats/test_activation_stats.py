@@ -54,7 +54,11 @@ class Subclassed(keras.Model):
 
 def nested():
     inner = keras.Sequential(
-        [keras.Input((16,)), keras.layers.Dense(16, name="dense_1"), keras.layers.ReLU(name="re_lu")],
+        [
+            keras.Input((16,)),
+            keras.layers.Dense(16, name="dense_1"),
+            keras.layers.ReLU(name="re_lu"),
+        ],
         name="inner",
     )
     inputs = keras.Input((12,))
@@ -173,7 +177,7 @@ def test_training_is_unchanged_by_the_callback():
         weights.append([keras.ops.convert_to_numpy(w) for w in model.weights])
     np.testing.assert_array_equal(losses[0], losses[1])
     assert len(weights[0]) == len(weights[1])
-    for a, b in zip(weights[0], weights[1]):
+    for a, b in zip(weights[0], weights[1], strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -306,7 +310,7 @@ def test_seeds_experiment_collapse_is_recorded_and_named():
             assert any("vanish" in w for w in stats_warnings), stats_warnings
         else:
             assert not any("vanish" in w for w in stats_warnings), stats_warnings
-    assert all(a > b for a, b in zip(stds["small"], stds["small"][1:]))
+    assert all(a > b for a, b in zip(stds["small"], stds["small"][1:], strict=False))
     assert stds["small"][-1] < 1e-4
     assert min(stds["glorot"]) > 0.15
 

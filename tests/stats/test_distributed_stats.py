@@ -108,7 +108,7 @@ def _check_setup(single, distributed):
 
 def _assert_same_records(reference, records):
     assert len(records) == len(reference) == RECORDS, (len(reference), len(records))
-    for ref, rec in zip(reference, records):
+    for ref, rec in zip(reference, records, strict=True):
         where = f"{ref['layer']} at step {ref['step']}"
         for key in ("fit", "epoch", "batch", "step", "layer", "activation"):
             assert rec[key] == ref[key], (where, key, ref[key], rec[key])
@@ -171,7 +171,8 @@ def test_tensorflow_mirrored_strategy_max_rows_counts_per_replica(tensorflow_run
     # own share of the batch (no cross-replica collective in the step for it).
     single, distributed = tensorflow_runs
     _check_setup(single, distributed)
-    for one, two in zip(single["records"]["max_rows"], distributed["records"]["max_rows"]):
+    rows = zip(single["records"]["max_rows"], distributed["records"]["max_rows"], strict=True)
+    for one, two in rows:
         assert two["stats"]["count"] == REPLICAS * one["stats"]["count"]
 
 

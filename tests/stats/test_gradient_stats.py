@@ -91,7 +91,7 @@ def test_recorded_statistics_equal_autodiff_reference_and_weight_change(jit_comp
     records = by_variable(stats.records)
     assert len(records) == len(grads) == 6
     edges = np.log10(stats.records[0].edges)
-    for v, g, w0, w1 in zip(model.trainable_variables, grads, before, after):
+    for v, g, w0, w1 in zip(model.trainable_variables, grads, before, after, strict=True):
         r = records[(v.path.split("/")[1], v.name)]
         s = r.stats
         assert close(s["gradient_norm"], np.linalg.norm(g))
@@ -140,7 +140,7 @@ def test_training_is_bit_identical_with_and_without_the_callback():
     stats = GradientStats(every=1, warn=False)
     _model, loss, weights = _train([stats])
     assert loss == plain_loss
-    for a, b in zip(weights, plain_weights):
+    for a, b in zip(weights, plain_weights, strict=True):
         np.testing.assert_array_equal(a, b)
     assert len(stats.records) == 8 * 6
 
@@ -380,7 +380,7 @@ def test_mixed_precision_records_the_unscaled_gradient_and_the_applied_update():
     finally:
         keras.config.set_dtype_policy("float32")
     records = by_variable(stats.records)
-    for v, g, w0, w1 in zip(model.trainable_variables, grads, before, after):
+    for v, g, w0, w1 in zip(model.trainable_variables, grads, before, after, strict=True):
         s = records[(v.path.split("/")[1], v.name)].stats
         # fp16 forward pass: the scaled-then-unscaled gradient agrees to fp16 precision
         assert math.isclose(s["gradient_norm"], np.linalg.norm(g), rel_tol=1e-2)

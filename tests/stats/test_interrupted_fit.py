@@ -57,7 +57,7 @@ def test_an_interrupted_fit_leaves_the_original_model(error, tmp_path):
     twin, _, _ = model_and_data()
     twin.set_weights(model.get_weights())
     twin.optimizer.build(twin.trainable_variables)
-    for a, b in zip(model.optimizer.variables, twin.optimizer.variables):
+    for a, b in zip(model.optimizer.variables, twin.optimizer.variables, strict=True):
         b.assign(keras.ops.convert_to_numpy(a))
     loss = model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False).history["loss"]
     twin_loss = twin.fit(x, y, batch_size=16, epochs=1, verbose=0,
@@ -86,10 +86,9 @@ def test_inspect_after_an_interrupted_fit_removes_everything():
 def test_detach_and_the_context_manager_undo_at_once(tmp_path):
     model, x, y = model_and_data()
     before = len(model.variables)
-    with ActivationStats(every=1, log_dir=tmp_path) as stats:
-        with pytest.raises(RuntimeError):
-            model.fit(x, y, batch_size=16, verbose=0,
-                      callbacks=[stats, Interrupt(RuntimeError("boom"))])
+    with ActivationStats(every=1, log_dir=tmp_path) as stats, pytest.raises(RuntimeError):
+        model.fit(x, y, batch_size=16, verbose=0,
+                  callbacks=[stats, Interrupt(RuntimeError("boom"))])
     assert instrumented(model) == [] and len(model.variables) == before
     assert model.train_function is None
     stats.detach()  # idempotent
