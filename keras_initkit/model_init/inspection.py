@@ -11,11 +11,13 @@ from keras_initkit.model_init import _validate
 from keras_initkit.model_init._capture import capture_outputs
 from keras_initkit.model_init._graph import layer_contexts
 from keras_initkit.model_init.report import Report
-from keras_initkit.stats.diagnosis import diagnose
+from keras_initkit.stats.diagnosis import SYMMETRY_RTOL, diagnose
 from keras_initkit.stats.instrument import remove_stale
 from keras_initkit.stats.summary import layer_record
+from keras_initkit.stats.symmetry import distinct_units
 
-COLUMNS = ["layer", "class", "mean", "std", "min", "max", "zero", "saturated", "nan/inf"]
+COLUMNS = ["layer", "class", "mean", "std", "min", "max", "zero", "saturated", "nan/inf",
+           "distinct units"]
 COLLAPSED_STD = 1e-3  # an activation output below this std carries (almost) nothing
 
 
@@ -39,7 +41,8 @@ def inspect(model: keras.Model, x: Any, *, saturation: float = 0.99) -> Report:
     records for the same batch (one statistics path), each row's full statistics are in
     `row["stats"]`, and the notes come from `keras_initkit.stats.diagnose` (the same
     diagnosis as the callback's, plus `collapsed` for activation outputs with std below
-    1e-3).
+    1e-3, and `symmetric` for layers whose "distinct units" count is 1: every unit
+    computes the same function, the mark of a zero or constant initialization).
 
     Args:
         model: any Keras model (Sequential, Functional, subclassed, nested; nested models
@@ -82,6 +85,7 @@ def inspect(model: keras.Model, x: Any, *, saturation: float = 0.99) -> Report:
                               unit_axis=unit_axis(layer))
         records.append(record)
         stats = record.stats
+        stats["distinct_units"] = _distinct(output, unit_axis(layer), stats["units"])
         rows.append(
             {
                 "layer": context.path,
@@ -93,6 +97,7 @@ def inspect(model: keras.Model, x: Any, *, saturation: float = 0.99) -> Report:
                 "zero": stats["zero_fraction"],
                 "saturated": stats["saturated_fraction"],
                 "nan/inf": int(stats["nan_count"] + stats["inf_count"]),
+                "distinct units": _cell(stats["distinct_units"]),
                 "activation": activation,
                 "stats": stats,
             }
@@ -100,3 +105,22 @@ def inspect(model: keras.Model, x: Any, *, saturation: float = 0.99) -> Report:
     findings = diagnose(records, collapsed_std=COLLAPSED_STD)
     notes = [f"{f.layer}: {f.summary}" for f in findings]
     return Report(f"inspect({model.name})", COLUMNS, rows, notes)
+
+
+def _distinct(output: Any, axis: int, units: float) -> float:
+    """How many different unit columns `output` has (NaN where it has no unit axis).
+
+    The tolerance is relative to the layer's largest finite |value|, so a collapsed layer
+    (std 1e-7, still random) is not mistaken for a symmetric one.
+    """
+    if not np.isfinite(units) or units < 1:
+        return float("nan")
+    values = np.moveaxis(np.asarray(keras.ops.convert_to_numpy(output), "float64"), axis, -1)
+    finite = np.abs(values[np.isfinite(values)])
+    scale = float(finite.max()) if finite.size else 0.0
+    return float(distinct_units(values, atol=SYMMETRY_RTOL * scale, rtol=SYMMETRY_RTOL))
+
+
+def _cell(distinct: float) -> int | None:
+    """The count as an int for the table (None, printed `-`, for layers without units)."""
+    return int(distinct) if np.isfinite(distinct) else None

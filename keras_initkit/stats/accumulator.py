@@ -3,7 +3,8 @@
 A layer's accumulator is a 1-D float32 vector laid out as
 
     [count, mean, m2, min, max, zeros, saturated, nan, inf, batches, nonfinite_calls,
-     histogram (bins + 2: under, bins..., over), fired (one per unit)]
+     histogram (bins + 2: under, bins..., over), fired (one per unit), unit spread (one,
+     when there are units)]
 
 `fold` merges one activation tensor into it with `keras.ops` only, so it runs inside the
 compiled training step on every backend (like BatchNormalization's moving mean). Moments
@@ -52,7 +53,7 @@ class Layout:
 
     @property
     def size(self) -> int:
-        return HEAD + self.bins + 2 + self.units
+        return HEAD + self.bins + 2 + self.units + (1 if self.units > 0 else 0)
 
     @functools.cached_property
     def edges(self) -> np.ndarray:
@@ -128,8 +129,22 @@ def fold(state, x, layout: Layout):
     parts = [head, state[HEAD:start] + counts]
     if units_view is not None:
         magnitude = ops.where(ops.isfinite(units_view), ops.abs(units_view), 1.0)
-        parts.append(ops.maximum(state[start:], ops.max(magnitude, axis=0)))
+        fired = start + layout.units
+        parts.append(ops.maximum(state[start:fired], ops.max(magnitude, axis=0)))
+        parts.append(ops.maximum(state[fired:], unit_spread(units_view)))
     return ops.concatenate(parts)
+
+
+def unit_spread(units_view):
+    """`max |u_j - u_0|` over rows and units (finite pairs only), as a shape-(1,) tensor.
+
+    Zero when every unit column equals the first: the symmetry of a zero or constant
+    initialization (`keras_initkit.stats.symmetry` counts the distinct columns on the
+    host; this is its one-reduction in-step form, kept by `max` across windows).
+    """
+    spread = ops.abs(units_view - units_view[:, :1])
+    spread = ops.where(ops.isfinite(spread), spread, ops.zeros_like(spread))
+    return ops.reshape(ops.max(spread), (1,))
 
 
 def count_nonfinite(state, x, layout: Layout):
@@ -190,8 +205,10 @@ def finalize(vector: np.ndarray, layout: Layout) -> tuple[dict[str, float], np.n
         "max": v[MAX] if n else nan,
         "zero_fraction": v[ZEROS] / n if n else nan,
         "saturated_fraction": v[SATURATED] / n if (n and layout.saturation is not None) else nan,
-        "dead_units": float(np.sum(v[start:] == 0.0)) if (layout.units and total) else nan,
+        "dead_units": (float(np.sum(v[start:start + layout.units] == 0.0))
+                       if (layout.units and total) else nan),
         "units": float(layout.units) if layout.units else nan,
+        "unit_spread": v[start + layout.units] if (layout.units and n) else nan,
         "nan_count": v[NAN],
         "inf_count": v[INF],
         "count": n,

@@ -1,6 +1,7 @@
 """Turning one read of per-layer statistics into findings stated in words.
 
-The conditions are the classic lessons: activations that vanish or explode with depth
+The conditions are the classic lessons: symmetric units (zero or constant weights make every
+unit of a layer compute the same function), activations that vanish or explode with depth
 (weights too small or too large for the depth), saturated tanh/sigmoid units (gradients
 through them vanish), dead ReLU units (never fire, never learn), and NaN/Inf values.
 """
@@ -31,13 +32,21 @@ class Finding:
     layers: tuple[str, ...] = ()
 
 
-CONDITIONS = ("nonfinite", "identical", "collapsed", "vanishing", "exploding", "saturated",
-              "dead", "nonfinite_loss")
+CONDITIONS = ("nonfinite", "symmetric", "identical", "collapsed", "vanishing", "exploding",
+              "saturated", "dead", "nonfinite_loss")
 
 # Outputs whose std says nothing about depth: their scale is set by construction.
 # `linear` covers layers without a nonlinearity (projections, LayerScale's deliberate
 # 1e-6 start, normalization); softmax's std is set by the number of classes.
 NOT_COMPARED = frozenset({"linear", "softmax", "log_softmax"})
+
+# Units of a layer count as identical when every unit's output is within this fraction of
+# the layer's largest |value| of the first unit's (float rounding of equal weights stays
+# far below it; a collapsed but random layer's units differ by about their own size).
+SYMMETRY_RTOL = 1e-5
+# Outputs whose units may start identical harmlessly: a zero-initialized classifier head is
+# common, and the targets break its symmetry.
+SYMMETRY_EXEMPT = frozenset({"softmax", "log_softmax"})
 
 
 def _g(value: float) -> str:
@@ -75,6 +84,11 @@ def diagnose(
             layer's.
         collapsed_std: if given, comparable layers whose std is below it are reported as
             `collapsed` (instead of `vanishing`); all-zero stds as `identical`.
+
+    A record whose units are all identical (`symmetric_units`: its stats' `distinct_units`
+    is 1, or its `unit_spread` is within `SYMMETRY_RTOL` of its scale) is reported as
+    `symmetric`, except softmax outputs; that finding replaces `identical` and `dead` for
+    the layer.
 
     Returns:
         A list of `Finding`, at most one per condition and layer.
@@ -117,6 +131,11 @@ def diagnose(
             groups.setdefault(record.activation, []).append(record)
     for activation, group in groups.items():
         findings += _depth_findings(activation, group, std_ratio, collapsed_std)
+    symmetric = _symmetry_findings(records)
+    covered = {f.layer for f in symmetric}
+    # `identical` (std 0 across a whole stack) says less than `symmetric` per layer.
+    findings = symmetric + [f for f in findings
+                            if f.condition != "identical" or not set(f.layers) <= covered]
     identical = {f.layer for f in findings if f.condition == "identical"}
     for record in records:
         s = record.stats
@@ -130,7 +149,8 @@ def diagnose(
                 f"{saturated:.0%} of values saturated", (record.layer,)))
         dead, units = s.get("dead_units", math.nan), s.get("units", math.nan)
         known = math.isfinite(dead) and math.isfinite(units) and units > 0
-        if known and dead / units > dead_threshold and not identical:
+        if (known and dead / units > dead_threshold and not identical
+                and record.layer not in covered):  # all-zero symmetric layers: said
             findings.append(Finding(
                 "dead", record.layer,
                 f"{record.layer!r} ({record.activation}) has {int(dead)} of "
@@ -140,6 +160,48 @@ def diagnose(
                 f"{int(dead)} of {int(units)} units dead", (record.layer,)))
     order = {c: i for i, c in enumerate(CONDITIONS)}
     return sorted(findings, key=lambda f: order[f.condition])
+
+
+def symmetric_units(stats: dict[str, float]) -> bool:
+    """Whether the statistics say every unit of a layer computed the same function.
+
+    Uses `distinct_units` (the exact count of `keras_initkit.stats.symmetry`, as `inspect`
+    reports it) when present, else `unit_spread` (the in-step `max |u_j - u_0|` of
+    `ActivationStats`) against `SYMMETRY_RTOL` times the layer's largest |value|. Layers
+    with fewer than two units are never symmetric.
+    """
+    units = stats.get("units", math.nan)
+    if not (math.isfinite(units) and units > 1):
+        return False
+    distinct = stats.get("distinct_units", math.nan)
+    if math.isfinite(distinct):
+        return distinct == 1
+    spread = stats.get("unit_spread", math.nan)
+    low, high = stats.get("min", math.nan), stats.get("max", math.nan)
+    if not (math.isfinite(spread) and math.isfinite(low) and math.isfinite(high)):
+        return False
+    return spread <= SYMMETRY_RTOL * max(abs(low), abs(high))
+
+
+def _symmetry_findings(records: list[Any]) -> list[Finding]:
+    """One `symmetric` finding per layer whose units are all identical."""
+    findings = []
+    for record in records:
+        if record.activation in SYMMETRY_EXEMPT or not symmetric_units(record.stats):
+            continue
+        units = int(record.stats["units"])
+        zeros = record.stats.get("zero_fraction", math.nan) == 1.0
+        findings.append(Finding(
+            "symmetric", record.layer,
+            f"symmetric: all {units} units of {record.layer!r} compute the same function"
+            + (" (exactly 0 everywhere)" if zeros else "") + " — zero or constant "
+            "initialization" + (" (or units that all died: then check the learning "
+                                "rate)" if zeros else "")
+            + "; with equal weights they also get equal gradients and stay identical, so "
+            "the layer is in effect one unit wide. Use a random initializer "
+            "(keras_initkit.initializer_for, or keras_initkit.reinitialize(model)).",
+            f"all {units} units identical", (record.layer,)))
+    return findings
 
 
 def _depth_findings(

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 _WORDS = {
     "mean": "mean", "std": "standard deviation", "min": "minimum", "max": "maximum",
     "zero_fraction": "fraction of zeros", "saturated_fraction": "fraction saturated",
-    "dead_units": "dead units", "units": "units", "nan_count": "NaN values",
+    "dead_units": "dead units", "units": "units",
+    "unit_spread": "largest difference from the first unit", "nan_count": "NaN values",
     "inf_count": "infinite values", "count": "values counted",
     "batches": "batches folded",
 }  # fmt: skip

@@ -17,6 +17,7 @@ STATISTICS = (
     "saturated_fraction",
     "dead_units",
     "units",
+    "unit_spread",
     "nan_count",
     "inf_count",
     "count",
@@ -37,7 +38,9 @@ class ActivationRecord:
         activation: the name of the nonlinearity the layer's output comes from.
         stats: `mean`, `std`, `min`, `max` (finite values only), `zero_fraction`,
             `saturated_fraction` (NaN where the activation has no bound), `dead_units`
-            (units that were exactly zero on every recorded row), `units`, `nan_count`,
+            (units that were exactly zero on every recorded row), `units`, `unit_spread`
+            (the largest |u_j - u_0| between a unit's output and the first unit's: 0 when
+            all units are identical, see `keras_initkit.stats.symmetry`), `nan_count`,
             `inf_count`, `count` (values folded) and `batches` (batches folded).
         edges: the `bins + 1` histogram edges.
         counts: `bins + 2` counts: below `edges[0]`, the bins, above `edges[-1]`.

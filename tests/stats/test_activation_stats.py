@@ -353,7 +353,7 @@ def test_log_dir_files_and_tensorboard(tmp_path):
     stats = ActivationStats(every=1, log_dir=tmp_path)
     model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[stats])
     frame = stats.to_dataframe()
-    assert len(frame) == len(stats.records) * 12
+    assert len(frame) == len(stats.records) * 13  # the 13 STATISTICS, unit_spread included
     with open(tmp_path / "activation_stats.csv") as file:
         assert len(file.read().strip().splitlines()) == len(frame) + 1
     records, _ = keras_initkit.stats.load_json(tmp_path / "activation_stats.jsonl")
