@@ -7,27 +7,20 @@ digits with a bad initialization and again after `reinitialize`, recording both 
 `ActivationStats`. `keras-initkit --help` lists the options.
 
 Bad input exits with code 2 and one line on stderr that names the option and the
-allowed values; nothing is computed first.
+allowed values; nothing is computed first. The parser (`_args.py`) is standard library
+only: the `keras-initkit` command parses before it imports Keras, and imports the
+subcommand (`study.py`, `demo.py`) only to run it.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
 from keras_initkit.cli import _args
-from keras_initkit.cli._choices import ACTIVATIONS, INITS, check_init
 
-PROG = "keras-initkit"
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, with its errors on one line (no usage block) and exit code 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+PROG = _args.PROG
 
 
 class UsageError(Exception):
@@ -41,23 +34,6 @@ class UsageError(Exception):
     Reference:
     - [argparse](https://docs.python.org/3/library/argparse.html) (exit code 2 on usage errors)
     """
-
-
-def _add_model_options(parser: argparse.ArgumentParser, activation: str, init: str,
-                       depth: int, width: int, many: bool) -> None:
-    what = "comma-separated names" if many else "a name"
-    parser.add_argument(
-        "--activation", default=activation,
-        type=_args.choice_list(ACTIVATIONS),
-        help=f"{what}, from: {', '.join(ACTIVATIONS)} (default: {activation})")
-    parser.add_argument(
-        "--init", default=init, type=_args.choice_list(INITS, check_init),
-        help=f"{what}, from: {', '.join(INITS)}; auto = keras_initkit.initializer_for"
-             f"(activation) (default: {init})")
-    parser.add_argument("--depth", type=_args.depth_int, default=depth,
-                        help=f"number of hidden layers (default: {depth})")
-    parser.add_argument("--width", type=_args.width_int, default=width,
-                        help=f"units per hidden layer (default: {width})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,54 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     Reference:
     - [CS231n: weight initialization](https://cs231n.github.io/neural-networks-2/#init)
     """
-    parser = _Parser(prog=PROG, description=__doc__.split("\n\n")[1].replace("\n", " "))
-    parser.add_argument("--version", action="version", version=_version())
-    commands = parser.add_subparsers(dest="command", metavar="{study,demo}", parser_class=_Parser)
-    commands.required = True
-
-    study = commands.add_parser(
-        "study", help="the classic experiment: per-layer statistics of a deep stack at init",
-        description="Feeds D ~ N(0, 1) of shape (batch, width) through depth bias-free "
-                    "Dense(width, activation) layers for every activation x init, and "
-                    "prints each layer's mean, std, min, max, % exactly zero and % "
-                    "saturated, then the collapsed/saturated/exploding combinations.")
-    _add_model_options(study, "tanh,relu", "normal:0.01,normal:1.0,glorot_normal,he_normal",
-                       depth=10, width=500, many=True)
-    study.add_argument("--batch", type=_args.batch_int, default=1000,
-                       help="rows of the input batch (default: 1000)")
-    _add_common(study)
-    study.add_argument("--plot", type=_args.output_file(_args.PLOT_SUFFIXES), metavar="FILE",
-                       help="draw the histograms and mean/std lines to FILE (.png, .pdf, .svg)")
-    study.add_argument("--json", type=_args.output_file(None, allow_stdout=True),
-                       metavar="FILE", help="write every number as JSON to FILE ('-': stdout, "
-                                            "instead of the table)")
-
-    demo = commands.add_parser(
-        "demo", help="train on digits with a bad init, then after reinitialize(model)",
-        description="Trains a small MLP on scikit-learn's digits twice, with a bad "
-                    "initialization and after keras_initkit.reinitialize(model), recording "
-                    "both with ActivationStats; writes a run folder (CSV, JSON, "
-                    "TensorBoard logs, PNG plots) and prints a diagnosis and the accuracies.")
-    _add_model_options(demo, "tanh", "normal:0.01", depth=8, width=64, many=False)
-    demo.add_argument("--epochs", type=_args.epochs_int, default=5,
-                      help="training epochs per run (default: 5)")
-    demo.add_argument("--out", type=_args.output_folder, default=os.path.join("runs", "demo"),
-                      help="the run folder (default: runs/demo)")
-    _add_common(demo)
-    return parser
-
-
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seed", type=_args.seed_int, default=0,
-                        help="seed for data and weights (default: 0)")
-    parser.add_argument("--backend", choices=_args.BACKENDS, default=None,
-                        help="Keras backend (default: KERAS_BACKEND, else tensorflow)")
-
-
-def _version() -> str:
-    from keras_initkit.version import __version__
-
-    return f"{PROG} {__version__}"
+    return _args.build_parser()
 
 
 def _check_backend(requested: str | None) -> None:
@@ -132,6 +61,38 @@ def _check_backend(requested: str | None) -> None:
         raise UsageError(
             f"--backend {requested}: Keras is already running on {keras.backend.backend()} "
             f"in this process; run the keras-initkit command, or set KERAS_BACKEND={requested}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs the subcommand of parsed arguments; returns the exit code.
+
+    Args:
+        args: the `argparse.Namespace` of `build_parser().parse_args(...)`.
+
+    Returns:
+        0 on success, 2 on bad input found after parsing (`UsageError`).
+
+    Example:
+    >>> from keras_initkit.cli import build_parser, run
+    >>> run(build_parser().parse_args(["study", "--activation", "relu", "--init", "he_normal",
+    ...     "--depth", "2", "--width", "20", "--batch", "40", "--json", "-"]))
+    ... # doctest: +ELLIPSIS
+    {...
+    0
+
+    Reference:
+    - [argparse](https://docs.python.org/3/library/argparse.html)
+    """
+    try:
+        _check_backend(args.backend)
+        if args.command == "study":
+            from keras_initkit.cli.study import run as run_command
+        else:
+            from keras_initkit.cli.demo import run as run_command
+        return run_command(args)
+    except UsageError as error:
+        print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -153,19 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Reference:
     - [Glorot & Bengio, 2010](https://proceedings.mlr.press/v9/glorot10a.html)
     """
-    args = build_parser().parse_args(argv)
-    try:
-        _check_backend(args.backend)
-        if args.command == "study":
-            from keras_initkit.cli.study import run
-
-            return run(args)
-        from keras_initkit.cli.demo import run
-
-        return run(args)
-    except UsageError as error:
-        print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    return run(build_parser().parse_args(argv))
 
 
-__all__ = ["UsageError", "build_parser", "main"]
+__all__ = ["UsageError", "build_parser", "main", "run"]

@@ -1,16 +1,60 @@
-"""Argument types for the `keras-initkit` command: each turns a string into a value or
-raises `argparse.ArgumentTypeError` with a one-line message naming the allowed values."""
+"""The `keras-initkit` command's arguments: the parser, the names it accepts and the
+argument types (each turns a string into a value or raises `argparse.ArgumentTypeError`
+with a one-line message naming the allowed values).
+
+Standard library only, and no import from the package: `keras_initkit_cli.py` loads this
+file by its path, so `keras-initkit --help`, `--version` and bad input answer without
+importing `keras_initkit` (whose `__init__` imports Keras, 4-7 s). Keras is imported only
+when a subcommand runs. `tests/test_cli.py` checks that the name lists below equal the
+package's own (`nonlinearity_names()` and the initializer classes).
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
+PROG = "keras-initkit"
 BACKENDS = ("tensorflow", "jax", "torch")
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+
+# The elementwise activations of `keras_initkit.initializers.nonlinearity_names()` (the
+# others cannot fill a plain `Dense(width, activation=...)` stack of constant width).
+ACTIVATIONS = (
+    "celu", "elu", "exponential", "gelu", "gelu_approximate", "hard_shrink", "hard_sigmoid",
+    "hard_silu", "hard_tanh", "leaky_relu", "linear", "lisht", "log_sigmoid", "mish", "relu",
+    "relu6", "selu", "sigmoid", "silu", "snake", "soft_shrink", "softplus", "softsign",
+    "sparse_plus", "sparse_sigmoid", "squareplus", "tanh", "tanh_shrink", "tanhexp",
+)
+# The initializer classes `keras_initkit.cli._choices` maps these names to.
+NAMED_INITS = (
+    "glorot_normal", "glorot_uniform", "xavier_normal", "xavier_uniform", "he_normal",
+    "he_uniform", "kaiming_normal", "kaiming_uniform", "lecun_normal", "lecun_uniform",
+    "orthogonal",
+)
+# `auto`: initializer_for(activation); `lsuv`: orthogonal, then LSUV on the study's data.
+INITS = ("normal:STD", "uniform:LIMIT", "zeros", *NAMED_INITS, "auto", "lsuv")
+
+
+def check_init(spec: str) -> None:
+    """Raises `argparse.ArgumentTypeError` unless `spec` names an initializer in `INITS`."""
+    name, _, value = spec.partition(":")
+    if name in ("normal", "uniform"):
+        try:
+            number = float(value)
+        except ValueError:
+            number = float("nan")
+        if not number > 0 or number == float("inf"):
+            raise argparse.ArgumentTypeError(
+                f"{name}:X needs a positive number X (e.g. {name}:0.01); got {spec!r}"
+            )
+        return
+    if spec not in INITS:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(INITS)}; got {spec!r}")
 
 
 def int_in(minimum: int, maximum: int) -> Callable[[str], int]:
@@ -112,3 +156,95 @@ def output_folder(text: str) -> str:
     if not _writable_directory(text):
         raise argparse.ArgumentTypeError(f"cannot write to {text!r}: folder is not writable")
     return text
+
+
+def version() -> str:
+    """`keras-initkit X.Y.Z`, read from the package's `version.py` by its path (importing
+    `keras_initkit.version` would run the package's `__init__`, which imports Keras)."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "version.py")
+    spec = importlib.util.spec_from_file_location("_keras_initkit_version", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot read the version from {path!r}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return f"{PROG} {module.__version__}"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (no usage block) and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+_DESCRIPTION = (
+    "`keras-initkit study` runs the classic initialization experiment (a deep stack of "
+    "`Dense` layers fed unit-Gaussian data) for any activations x initializers and reports "
+    "each layer's statistics; `keras-initkit demo` trains a small model on scikit-learn's "
+    "digits with a bad initialization and again after `reinitialize`, recording both with "
+    "`ActivationStats`. `keras-initkit --help` lists the options."
+)
+
+
+def _add_model_options(parser: argparse.ArgumentParser, activation: str, init: str,
+                       depth: int, width: int, many: bool) -> None:
+    what = "comma-separated names" if many else "a name"
+    parser.add_argument(
+        "--activation", default=activation, type=choice_list(ACTIVATIONS),
+        help=f"{what}, from: {', '.join(ACTIVATIONS)} (default: {activation})")
+    parser.add_argument(
+        "--init", default=init, type=choice_list(INITS, check_init),
+        help=f"{what}, from: {', '.join(INITS)}; auto = keras_initkit.initializer_for"
+             f"(activation) (default: {init})")
+    parser.add_argument("--depth", type=depth_int, default=depth,
+                        help=f"number of hidden layers (default: {depth})")
+    parser.add_argument("--width", type=width_int, default=width,
+                        help=f"units per hidden layer (default: {width})")
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=seed_int, default=0,
+                        help="seed for data and weights (default: 0)")
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help="Keras backend (default: KERAS_BACKEND, else tensorflow)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command's argument parser, with the `study` and `demo` subcommands (see
+    `keras_initkit.cli.build_parser`)."""
+    parser = _Parser(prog=PROG, description=_DESCRIPTION)
+    parser.add_argument("--version", action="version", version=version())
+    commands = parser.add_subparsers(dest="command", metavar="{study,demo}", parser_class=_Parser)
+    commands.required = True
+
+    study = commands.add_parser(
+        "study", help="the classic experiment: per-layer statistics of a deep stack at init",
+        description="Feeds D ~ N(0, 1) of shape (batch, width) through depth bias-free "
+                    "Dense(width, activation) layers for every activation x init, and "
+                    "prints each layer's mean, std, min, max, % exactly zero and % "
+                    "saturated, then the collapsed/saturated/exploding combinations.")
+    _add_model_options(study, "tanh,relu", "normal:0.01,normal:1.0,glorot_normal,he_normal",
+                       depth=10, width=500, many=True)
+    study.add_argument("--batch", type=batch_int, default=1000,
+                       help="rows of the input batch (default: 1000)")
+    _add_common(study)
+    study.add_argument("--plot", type=output_file(PLOT_SUFFIXES), metavar="FILE",
+                       help="draw the histograms and mean/std lines to FILE (.png, .pdf, .svg)")
+    study.add_argument("--json", type=output_file(None, allow_stdout=True),
+                       metavar="FILE", help="write every number as JSON to FILE ('-': stdout, "
+                                            "instead of the table)")
+
+    demo = commands.add_parser(
+        "demo", help="train on digits with a bad init, then after reinitialize(model)",
+        description="Trains a small MLP on scikit-learn's digits twice, with a bad "
+                    "initialization and after keras_initkit.reinitialize(model), recording "
+                    "both with ActivationStats; writes a run folder (CSV, JSON, "
+                    "TensorBoard logs, PNG plots) and prints a diagnosis and the accuracies.")
+    _add_model_options(demo, "tanh", "normal:0.01", depth=8, width=64, many=False)
+    demo.add_argument("--epochs", type=epochs_int, default=5,
+                      help="training epochs per run (default: 5)")
+    demo.add_argument("--out", type=output_folder, default=os.path.join("runs", "demo"),
+                      help="the run folder (default: runs/demo)")
+    _add_common(demo)
+    return parser

@@ -1,21 +1,17 @@
-"""The activation and initializer names the `keras-initkit` command accepts."""
+"""The objects behind the names the `keras-initkit` command accepts (the names themselves
+are in `_args.py`, which must not import Keras)."""
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 import keras
 
 from keras_initkit import activations as ki_activations
 from keras_initkit import initializers as ki
-from keras_initkit.initializers import nonlinearity_names
+from keras_initkit.cli._args import ACTIVATIONS, INITS, check_init
 
-# Activations that are not elementwise (or need a layer's parameters) cannot fill a plain
-# `Dense(width, activation=...)` stack of constant width.
-_NOT_ELEMENTWISE = ("glu", "log_softmax", "maxout", "prelu", "softmax", "sparsemax")
-ACTIVATIONS = tuple(n for n in nonlinearity_names() if n not in _NOT_ELEMENTWISE)
-
+# One class per name of `_args.NAMED_INITS` (tests/test_cli.py checks both lists agree).
 _NAMED = {
     "glorot_normal": ki.GlorotNormal,
     "glorot_uniform": ki.GlorotUniform,
@@ -29,25 +25,7 @@ _NAMED = {
     "lecun_uniform": ki.LecunUniform,
     "orthogonal": ki.Orthogonal,
 }
-# `auto`: initializer_for(activation); `lsuv`: orthogonal, then LSUV on the study's data.
-INITS = ("normal:STD", "uniform:LIMIT", "zeros", *_NAMED, "auto", "lsuv")
-
-
-def check_init(spec: str) -> None:
-    """Raises `argparse.ArgumentTypeError` unless `spec` names an initializer in `INITS`."""
-    name, _, value = spec.partition(":")
-    if name in ("normal", "uniform"):
-        try:
-            number = float(value)
-        except ValueError:
-            number = float("nan")
-        if not number > 0 or number == float("inf"):
-            raise argparse.ArgumentTypeError(
-                f"{name}:X needs a positive number X (e.g. {name}:0.01); got {spec!r}"
-            )
-        return
-    if spec not in INITS:
-        raise argparse.ArgumentTypeError(f"must be one of {', '.join(INITS)}; got {spec!r}")
+__all__ = ["ACTIVATIONS", "INITS", "check_init", "activation_function", "make_initializer"]
 
 
 def make_initializer(spec: str, activation: str, seed: int) -> Any:
