@@ -56,7 +56,9 @@ def test_study_acceptance_tanh_glorot_matches_the_lesson(capsys):
     [
         ("tanh", "normal:0.01", "collapsed"),
         ("tanh", "normal:1.0", "saturated"),
-        ("tanh", "zeros", "identical units"),
+        ("tanh", "zeros", "symmetric"),
+        ("relu", "zeros", "symmetric"),
+        ("tanh", "constant:0.05", "symmetric"),
         ("relu", "glorot_normal", "vanishing"),
         ("relu", "normal:1.0", "exploding"),
         ("relu", "he_normal", "healthy"),
@@ -82,7 +84,7 @@ def test_study_numbers_equal_numpy_on_the_same_weights(tmp_path):
     for result in payload["results"]:
         model = build_stack(result["activation"], "he_normal", depth=4, width=64, seed=3)
         h = data
-        for layer, row in zip(model.layers, result["layers"]):
+        for layer, row in zip(model.layers, result["layers"], strict=True):
             h = functions[result["activation"]](h @ keras.ops.convert_to_numpy(layer.kernel))
             assert row["mean"] == pytest.approx(float(h.mean()), abs=1e-5)
             assert row["std"] == pytest.approx(float(h.std()), rel=1e-4)

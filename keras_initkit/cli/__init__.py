@@ -84,12 +84,30 @@ def build_parser() -> argparse.ArgumentParser:
         "study", help="the classic experiment: per-layer statistics of a deep stack at init",
         description="Feeds D ~ N(0, 1) of shape (batch, width) through depth bias-free "
                     "Dense(width, activation) layers for every activation x init, and "
-                    "prints each layer's mean, std, min, max, % exactly zero and % "
-                    "saturated, then the collapsed/saturated/exploding combinations.")
+                    "prints each layer's mean, std, min, max, % exactly zero, % "
+                    "saturated and distinct units, then the symmetric/collapsed/saturated/"
+                    "exploding combinations. --batchnorm, --dropout, --gradients and "
+                    "--steps add the lectures' other lessons.")
     _add_model_options(study, "tanh,relu", "normal:0.01,normal:1.0,glorot_normal,he_normal",
                        depth=10, width=500, many=True)
     study.add_argument("--batch", type=_args.batch_int, default=1000,
                        help="rows of the input batch (default: 1000)")
+    study.add_argument("--batchnorm", action="store_true",
+                       help="BatchNormalization before each activation (normalizing with "
+                            "the batch's statistics)")
+    study.add_argument("--dropout", type=_args.rate_float, default=0.0, metavar="P",
+                       help="inverted dropout of rate P in [0, 1) after each activation; "
+                            "shows each layer's std in training and inference mode "
+                            "(default: 0, none)")
+    study.add_argument("--gradients", action="store_true",
+                       help="back-propagate the task's loss and show each layer's gradient "
+                            "RMS (of its kernel, dL/dW, and of its output, dL/dh)")
+    study.add_argument("--steps", type=_args.steps_int, default=0, metavar="N",
+                       help="then train N full-batch SGD steps on a synthetic task (regress "
+                            "a fixed random tanh teacher's outputs) and show everything "
+                            "again (default: 0)")
+    study.add_argument("--learning-rate", type=_args.positive_float, default=None,
+                       metavar="LR", help="SGD learning rate of --steps (default: 0.01)")
     _add_common(study)
     study.add_argument("--plot", type=_args.output_file(_args.PLOT_SUFFIXES), metavar="FILE",
                        help="draw the histograms and mean/std lines to FILE (.png, .pdf, .svg)")

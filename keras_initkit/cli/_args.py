@@ -4,6 +4,7 @@ raises `argparse.ArgumentTypeError` with a one-line message naming the allowed v
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -36,6 +37,29 @@ width_int = int_in(1, 4096)  # a 4096 x 4096 float32 kernel is 64 MB per layer
 batch_int = int_in(1, 20000)
 epochs_int = int_in(1, 1000)
 seed_int = int_in(0, 2**32 - 1)
+steps_int = int_in(0, 100000)
+
+
+def rate_float(text: str) -> float:
+    """A rate in [0, 1), such as a dropout rate (1 would drop everything)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1); got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0, such as a learning rate."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a number > 0; got {text!r}")
+    return value
 
 
 def choice_list(allowed: Sequence[str], check: Callable[[str], Any] | None = None) -> Callable:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 import keras
@@ -29,8 +30,10 @@ _NAMED = {
     "lecun_uniform": ki.LecunUniform,
     "orthogonal": ki.Orthogonal,
 }
-# `auto`: initializer_for(activation); `lsuv`: orthogonal, then LSUV on the study's data.
-INITS = ("normal:STD", "uniform:LIMIT", "zeros", *_NAMED, "auto", "lsuv")
+# `auto`: initializer_for(activation); `lsuv`: orthogonal, then LSUV on the study's data;
+# `standard`: Glorot & Bengio's "standard" U[-1/sqrt(fan_in), 1/sqrt(fan_in)].
+INITS = ("normal:STD", "uniform:LIMIT", "constant:C", "zeros", "standard", *_NAMED, "auto",
+         "lsuv")
 
 
 def check_init(spec: str) -> None:
@@ -46,6 +49,16 @@ def check_init(spec: str) -> None:
                 f"{name}:X needs a positive number X (e.g. {name}:0.01); got {spec!r}"
             )
         return
+    if name == "constant":
+        try:
+            number = float(value)
+        except ValueError:
+            number = float("nan")
+        if not math.isfinite(number):
+            raise argparse.ArgumentTypeError(
+                f"constant:C needs a finite number C (e.g. constant:0.1); got {spec!r}"
+            )
+        return
     if spec not in INITS:
         raise argparse.ArgumentTypeError(f"must be one of {', '.join(INITS)}; got {spec!r}")
 
@@ -57,8 +70,12 @@ def make_initializer(spec: str, activation: str, seed: int) -> Any:
         return keras.initializers.RandomNormal(mean=0.0, stddev=float(value), seed=seed)
     if name == "uniform":
         return keras.initializers.RandomUniform(-float(value), float(value), seed=seed)
+    if name == "constant":
+        return keras.initializers.Constant(float(value))
     if name == "zeros":
         return keras.initializers.Zeros()
+    if name == "standard":  # limit sqrt(3 * scale / fan_in) = 1 / sqrt(fan_in)
+        return keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform", seed=seed)
     if name == "auto":
         return ki.initializer_for(activation, seed=seed)
     if name == "lsuv":
