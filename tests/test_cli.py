@@ -56,7 +56,9 @@ def test_study_acceptance_tanh_glorot_matches_the_lesson(capsys):
     [
         ("tanh", "normal:0.01", "collapsed"),
         ("tanh", "normal:1.0", "saturated"),
-        ("tanh", "zeros", "identical units"),
+        ("tanh", "zeros", "symmetric"),
+        ("relu", "zeros", "symmetric"),
+        ("tanh", "constant:0.05", "symmetric"),
         ("relu", "glorot_normal", "vanishing"),
         ("relu", "normal:1.0", "exploding"),
         ("relu", "he_normal", "healthy"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -36,8 +37,10 @@ NAMED_INITS = (
     "he_uniform", "kaiming_normal", "kaiming_uniform", "lecun_normal", "lecun_uniform",
     "orthogonal",
 )
-# `auto`: initializer_for(activation); `lsuv`: orthogonal, then LSUV on the study's data.
-INITS = ("normal:STD", "uniform:LIMIT", "zeros", *NAMED_INITS, "auto", "lsuv")
+# `auto`: initializer_for(activation); `lsuv`: orthogonal, then LSUV on the study's data;
+# `standard`: Glorot & Bengio's "standard" U[-1/sqrt(fan_in), 1/sqrt(fan_in)].
+INITS = ("normal:STD", "uniform:LIMIT", "constant:C", "zeros", "standard", *NAMED_INITS,
+         "auto", "lsuv")
 
 
 def check_init(spec: str) -> None:
@@ -51,6 +54,16 @@ def check_init(spec: str) -> None:
         if not number > 0 or number == float("inf"):
             raise argparse.ArgumentTypeError(
                 f"{name}:X needs a positive number X (e.g. {name}:0.01); got {spec!r}"
+            )
+        return
+    if name == "constant":
+        try:
+            number = float(value)
+        except ValueError:
+            number = float("nan")
+        if not math.isfinite(number):
+            raise argparse.ArgumentTypeError(
+                f"constant:C needs a finite number C (e.g. constant:0.1); got {spec!r}"
             )
         return
     if spec not in INITS:
@@ -80,6 +93,29 @@ width_int = int_in(1, 4096)  # a 4096 x 4096 float32 kernel is 64 MB per layer
 batch_int = int_in(1, 20000)
 epochs_int = int_in(1, 1000)
 seed_int = int_in(0, 2**32 - 1)
+steps_int = int_in(0, 100000)
+
+
+def rate_float(text: str) -> float:
+    """A rate in [0, 1), such as a dropout rate (1 would drop everything)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1); got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0, such as a learning rate."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a number > 0; got {text!r}")
+    return value
 
 
 def choice_list(allowed: Sequence[str], check: Callable[[str], Any] | None = None) -> Callable:
@@ -222,12 +258,30 @@ def build_parser() -> argparse.ArgumentParser:
         "study", help="the classic experiment: per-layer statistics of a deep stack at init",
         description="Feeds D ~ N(0, 1) of shape (batch, width) through depth bias-free "
                     "Dense(width, activation) layers for every activation x init, and "
-                    "prints each layer's mean, std, min, max, % exactly zero and % "
-                    "saturated, then the collapsed/saturated/exploding combinations.")
+                    "prints each layer's mean, std, min, max, % exactly zero, % "
+                    "saturated and distinct units, then the symmetric/collapsed/saturated/"
+                    "exploding combinations. --batchnorm, --dropout, --gradients and "
+                    "--steps add the lectures' other lessons.")
     _add_model_options(study, "tanh,relu", "normal:0.01,normal:1.0,glorot_normal,he_normal",
                        depth=10, width=500, many=True)
     study.add_argument("--batch", type=batch_int, default=1000,
                        help="rows of the input batch (default: 1000)")
+    study.add_argument("--batchnorm", action="store_true",
+                       help="BatchNormalization before each activation (normalizing with "
+                            "the batch's statistics)")
+    study.add_argument("--dropout", type=rate_float, default=0.0, metavar="P",
+                       help="inverted dropout of rate P in [0, 1) after each activation; "
+                            "shows each layer's std in training and inference mode "
+                            "(default: 0, none)")
+    study.add_argument("--gradients", action="store_true",
+                       help="back-propagate the task's loss and show each layer's gradient "
+                            "RMS (of its kernel, dL/dW, and of its output, dL/dh)")
+    study.add_argument("--steps", type=steps_int, default=0, metavar="N",
+                       help="then train N full-batch SGD steps on a synthetic task (regress "
+                            "a fixed random tanh teacher's outputs) and show everything "
+                            "again (default: 0)")
+    study.add_argument("--learning-rate", type=positive_float, default=None,
+                       metavar="LR", help="SGD learning rate of --steps (default: 0.01)")
     _add_common(study)
     study.add_argument("--plot", type=output_file(PLOT_SUFFIXES), metavar="FILE",
                        help="draw the histograms and mean/std lines to FILE (.png, .pdf, .svg)")

@@ -35,8 +35,12 @@ def make_initializer(spec: str, activation: str, seed: int) -> Any:
         return keras.initializers.RandomNormal(mean=0.0, stddev=float(value), seed=seed)
     if name == "uniform":
         return keras.initializers.RandomUniform(-float(value), float(value), seed=seed)
+    if name == "constant":
+        return keras.initializers.Constant(float(value))
     if name == "zeros":
         return keras.initializers.Zeros()
+    if name == "standard":  # limit sqrt(3 * scale / fan_in) = 1 / sqrt(fan_in)
+        return keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform", seed=seed)
     if name == "auto":
         return ki.initializer_for(activation, seed=seed)
     if name == "lsuv":
