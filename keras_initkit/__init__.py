@@ -6,7 +6,13 @@ save and load (`keras.saving.load_model(path, safe_mode=True)` after `import ker
 
 from keras_initkit import activations, callbacks, initializers, layers, model_init, stats
 from keras_initkit.initializers import calculate_gain, compute_fans, initializer_for
-from keras_initkit.model_init import inspect, lsuv, reinitialize, zero_init_residual
+from keras_initkit.model_init import (
+    inspect,
+    lsuv,
+    pretrain,
+    reinitialize,
+    zero_init_residual,
+)
 from keras_initkit.version import __version__
 
 __all__ = [
@@ -21,6 +27,7 @@ __all__ = [
     "layers",
     "lsuv",
     "model_init",
+    "pretrain",
     "reinitialize",
     "stats",
     "zero_init_residual",
