@@ -128,7 +128,10 @@ def _head(state, flat, nan_count, layout: Layout):
     share = n1 / ops.maximum(n, 1.0)
     total = ops.cast(ops.size(flat), "float32")
     nonfinite = total - n1
-    zeros = total - ops.cast(ops.count_nonzero(flat), "float32")  # NaN is not zero
+    # NaN is not zero. Counted over a (1, 1, n) view: Keras's torch count_nonzero
+    # transposes its result, which warns on torch for a 0-D result (and a 1-D one).
+    nonzero = ops.count_nonzero(ops.reshape(flat, (1, 1, -1)), axis=2)
+    zeros = total - ops.cast(ops.reshape(nonzero, ()), "float32")
     return ops.stack(
         [
             n,
