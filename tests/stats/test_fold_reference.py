@@ -5,7 +5,9 @@
 verbatim in `benchmarks/_first_fold.py` (the benchmark measures it too). The cheaper
 fold must give the same vector: the histogram, the counts and the unit peaks exactly, the
 moments and extremes bit-for-bit or within 1e-6 relative. Each case folds two tensors,
-so the merge with a non-empty state is covered.
+so the merge with a non-empty state is covered. The unit spread (issue 16, added after the
+first version) is the last slot when there are units; the reference folds the vector without
+it, and the spread is checked against NumPy.
 """
 
 import importlib.util
@@ -67,8 +69,25 @@ LAYOUTS = {
 }
 
 
+def _reference_state(layout):
+    """The empty accumulator of the first version: no unit-spread slot."""
+    empty = layout.empty()
+    return ops.convert_to_tensor(empty[:-1] if layout.units else empty)
+
+
+def _spread(x, layout):
+    """NumPy's max finite |u_j - u_0| over rows and units."""
+    rows = np.asarray(ops.convert_to_numpy(x))[: layout.max_rows]  # None: every row
+    units = np.moveaxis(rows, layout.unit_axis, -1).reshape(-1, layout.units)
+    with np.errstate(invalid="ignore"):
+        gap = np.abs(units - units[:, :1])
+    gap = gap[np.isfinite(gap)]
+    return float(gap.max()) if gap.size else 0.0
+
+
 def _assert_same(new, old):
     new, old = ops.convert_to_numpy(new), ops.convert_to_numpy(old)
+    new = new[: old.shape[0]]
     assert new.shape == old.shape and new.dtype == old.dtype
     exact = [COUNT, ZEROS, SATURATED, NAN, INF, BATCHES, NONFINITE_CALLS]
     np.testing.assert_array_equal(new[exact], old[exact])
@@ -83,11 +102,15 @@ def test_fold_equals_the_reference_fold(name, nonfinite):
     layout, offset = LAYOUTS[name]
     rng = np.random.default_rng(len(name) + int(100 * nonfinite))
     shape = (6, 8, 5) if layout.unit_axis == 1 else (7, 5, layout.units or 9)
-    new = old = ops.convert_to_tensor(layout.empty())
+    new, old = ops.convert_to_tensor(layout.empty()), _reference_state(layout)
+    spread = 0.0
     for scale in (0.7, 3.0):  # inside the range, then mostly in the under/overflow bins
         x = ops.convert_to_tensor(_data(rng, shape, nonfinite, scale, offset))
         new, old = fold(new, x, layout), reference_fold(old, x, layout)
         _assert_same(new, old)
+        if layout.units:
+            spread = max(spread, _spread(x, layout))
+            assert float(ops.convert_to_numpy(new)[-1]) == pytest.approx(spread, rel=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -103,8 +126,8 @@ def test_fold_equals_the_reference_fold(name, nonfinite):
 def test_fold_equals_the_reference_on_edge_cases(values):
     layout = Layout(bins=4, low=-1.0, high=1.0, units=1, saturation=(-1.0, 1.0))
     x = ops.convert_to_tensor(np.asarray(values, "float32").reshape(-1, 1))
-    state = ops.convert_to_tensor(layout.empty())
-    _assert_same(fold(state, x, layout), reference_fold(state, x, layout))
+    new = fold(ops.convert_to_tensor(layout.empty()), x, layout)
+    _assert_same(new, reference_fold(_reference_state(layout), x, layout))
 
 
 def test_summarize_equals_the_reference_summary():
