@@ -301,6 +301,40 @@ LSUV["seed-huge"] = (lambda: keras_initkit.lsuv(small_model(), X, seed=HUGE_INT)
 for label, (call, argument) in LSUV.items():
     case(f"lsuv-{label}", call, argument)
 
+PRETRAIN = {
+    "model-string": (lambda: keras_initkit.pretrain("m", X), "model"),
+    "method-typo": (lambda: keras_initkit.pretrain(small_model(), X, "rbn"), "method"),
+    "x-nan": (lambda: keras_initkit.pretrain(small_model(), X * NAN), "x"),
+    "x-wrong-shape": (lambda: keras_initkit.pretrain(small_model(), np.ones((8, 5), "float32")),
+                      "x"),
+    "batch_size-above-samples": (lambda: keras_initkit.pretrain(small_model(), X, batch_size=9),
+                                 "batch_size"),
+    "k-with-autoencoder": (lambda: keras_initkit.pretrain(small_model(), X, "autoencoder", k=2),
+                           "k"),
+    "visible-typo": (lambda: keras_initkit.pretrain(small_model(), X, visible="binary"),
+                     "visible"),
+    "layers-unknown": (lambda: keras_initkit.pretrain(small_model(), X, layers=["nope"]),
+                       "layers"),
+}
+for label, value in {"zero": 0, "float": 1.5, "bool": True, "huge": HUGE_INT}.items():
+    PRETRAIN[f"epochs-{label}"] = (
+        lambda value=value: keras_initkit.pretrain(small_model(), X, epochs=value), "epochs")
+    PRETRAIN[f"k-{label}"] = (
+        lambda value=value: keras_initkit.pretrain(small_model(), X, k=value), "k")
+for label, value in {"zero": 0, "negative": -1, "nan": NAN, "inf": INF, "string": "1"}.items():
+    PRETRAIN[f"learning_rate-{label}"] = (
+        lambda value=value: keras_initkit.pretrain(small_model(), X, learning_rate=value),
+        "learning_rate")
+for label, value in {"one": 1.0, "negative": -0.1, "nan": NAN}.items():
+    PRETRAIN[f"momentum-{label}"] = (
+        lambda value=value: keras_initkit.pretrain(small_model(), X, momentum=value), "momentum")
+    PRETRAIN[f"noise-{label}"] = (
+        lambda value=value: keras_initkit.pretrain(small_model(), X, "autoencoder", noise=value),
+        "noise")
+PRETRAIN["seed-huge"] = (lambda: keras_initkit.pretrain(small_model(), X, seed=HUGE_INT), "seed")
+for label, (call, argument) in PRETRAIN.items():
+    case(f"pretrain-{label}", call, argument)
+
 INSPECT = {
     "model-string": (lambda: keras_initkit.inspect("m", X), "model"),
     "model-int": (lambda: keras_initkit.inspect(3, X), "model"),

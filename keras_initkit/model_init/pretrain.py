@@ -356,11 +356,10 @@ def _pretrain_layer(
         mean = np.clip(data.mean(axis=0), 1e-3, 1 - 1e-3)
         visible_bias = np.log(mean / (1 - mean))  # Hinton's guide: log(p / (1 - p))
     scaled = data / scale
-    common = {"train_hidden_bias": bool(biases), "seed": seed}
     row: dict[str, Any] = {"shape": f"{kernel.shape[0]} -> {kernel.shape[1]}", "visible": kind}
     if settings["method"] == "rbm":
         unit: Any = RBM(kernel * scale[:, None], hidden_bias, visible_bias, gaussian=gaussian,
-                        k=settings["k"], **common)
+                        k=settings["k"], train_hidden_bias=bool(biases), seed=seed)
         activation = own_activation(layer)
         row["hidden"] = "sigmoid (Bernoulli)"
         if activation is not None and _activation_name(activation) != "sigmoid":
@@ -374,7 +373,8 @@ def _pretrain_layer(
         unit = DenoisingAutoencoder(
             kernel * scale[:, None], hidden_bias, visible_bias,
             activation=activation or keras.activations.linear, bernoulli=not gaussian,
-            noise=settings["noise"], tied=settings["tied"], **common)
+            noise=settings["noise"], tied=settings["tied"], train_hidden_bias=bool(biases),
+            seed=seed)
         row["hidden"] = _activation_name(activation)
     errors = _fit(unit, scaled, scale, shuffler, settings, context.path)
     row.update({"error before": errors[0], "error after": errors[-1], "errors": errors})
