@@ -610,19 +610,28 @@ def format_summary(results: list[StudyResult], width: int = 80) -> str:
     Reference:
     - [He et al., 2015](https://arxiv.org/abs/1502.01852)
     """
+    lines = _summary_lines(results, width)
+    trained = [r for r in results if r.trained is not None]
+    if trained:
+        lines += ["", f"after {trained[0].trained.steps} SGD steps (task loss at init -> "
+                      "after):"]
+        lines += _summary_lines(trained, width, trained=True)
+    return "\n".join(lines)
+
+
+def _summary_lines(results: list[StudyResult], width: int, trained: bool = False) -> list[str]:
     depth = len(results[0].layers)
     last = f"std @{depth}"
-    lines = [f"{'activation':<14}{'init':<16}{'std @1':>11}{last:>11}  verdict"]
+    loss = f"{'task loss':>17}" if trained else ""
+    lines = [f"{'activation':<14}{'init':<16}{'std @1':>11}{last:>11}{loss}  verdict"]
     for r in results:
-        verdicts = ", ".join(f.split(":")[0] for f in r.flags) or "healthy"
-        line = (f"{r.activation:<14}{r.init:<16}{_cell(r.layers[0]['std']):>11}"
-                f"{_cell(r.layers[-1]['std']):>11}  {verdicts}")
+        shown = r.trained if trained and r.trained is not None else r
+        verdicts = ", ".join(f.split(":")[0] for f in shown.flags) or "healthy"
+        losses = f"{f'{_g(r.loss)} -> {_g(shown.loss)}':>17}" if trained else ""
+        line = (f"{r.activation:<14}{r.init:<16}{_cell(shown.layers[0]['std']):>11}"
+                f"{_cell(shown.layers[-1]['std']):>11}{losses}  {verdicts}")
         lines.append(line[:width])
-    trained = [r.trained for r in results if r.trained is not None]
-    if trained:
-        lines += ["", f"after {trained[0].steps} SGD steps:"]
-        lines += format_summary(trained, width).splitlines()
-    return "\n".join(lines)
+    return lines
 
 
 def _json_number(value: float) -> float | int | None:
