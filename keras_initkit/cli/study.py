@@ -227,9 +227,9 @@ _LABELS = {"nonfinite": "non-finite", "identical": "identical units"}
 def diagnose_stack(activation: str, layers: list[dict[str, float]]) -> list[str]:
     """The conditions of one stack, in words; an empty list means healthy.
 
-    First symmetric: layers whose units all compute the same function on the batch
-    (`distinct_units` 1 of `units` > 1: zero or constant weights; they get the same
-    gradient and stay identical). Then the package's one diagnosis
+    First symmetric: layers whose finite units all compute the same function on the batch
+    (`distinct_units` 1 of `units` > 1 and no NaN/Inf: zero or constant weights; they get
+    the same gradient and stay identical). Then the package's one diagnosis
     (`keras_initkit.stats.diagnose`), with the lesson's thresholds: NaN/Inf; identical
     units (every output equal, said only when not already symmetric); collapsed (std
     below `COLLAPSED_STD`); vanishing or exploding (std changing more than `VANISH_RATIO`
@@ -263,7 +263,8 @@ def diagnose_stack(activation: str, layers: list[dict[str, float]]) -> list[str]
     """
     depth = len(layers)
     symmetric = [i + 1 for i, row in enumerate(layers)
-                 if row.get("units", 0) > 1 and row.get("distinct_units", math.nan) == 1]
+                 if row.get("units", 0) > 1 and row.get("distinct_units", math.nan) == 1
+                 and not row.get("nan_count", 0) + row.get("inf_count", 0)]
     flags = []
     if symmetric:
         flags.append(
