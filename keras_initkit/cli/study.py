@@ -285,7 +285,8 @@ def _diagnosis(activation: str, layers: list[dict[str, float]]) -> list[str]:
                         saturated_threshold=SATURATED, dead_threshold=DEAD)
     depth, flags, said = len(layers), [], set()
     for finding in findings:
-        if finding.condition in said:
+        # The study says symmetric itself, first and once per stack (diagnose may too).
+        if finding.condition in said or finding.condition == "symmetric":
             continue
         said.add(finding.condition)
         where = [f.layer for f in findings if f.condition == finding.condition]

@@ -31,7 +31,8 @@ def distinct_units(values: object, atol: float = 1e-6, rtol: float = 1e-5) -> in
     `atol` is absolute: on a collapsed layer whose outputs are all smaller than it (tanh
     after ten layers of N(0, 0.01²) weights, std ~3e-7) every column matches. To tell
     symmetric units from merely tiny ones, scale it to the layer, e.g.
-    `atol=1e-6 * np.nanmax(np.abs(values))` (zero-initialized units still match exactly).
+    `atol=1e-5 * scale` with `scale` the largest finite |value| (zero-initialized units
+    still match exactly).
 
     The cost is O(N·U·log U) for N samples and U units, not O(N·U²): the columns are
     projected on a few seeded random vectors, sorted, and cut into candidate groups where
@@ -71,14 +72,18 @@ def distinct_units(values: object, atol: float = 1e-6, rtol: float = 1e-5) -> in
         raise ValueError(
             "distinct_units: `values` must have at least one axis (the units, last); got a "
             f"scalar {array!r}.")
-    if array.dtype.kind not in "biuf":
+    try:  # bfloat16 (ml_dtypes) has dtype kind "V" but converts
+        if array.dtype.kind not in "biufV":
+            raise TypeError
+        array = array.astype(np.float64)
+    except (TypeError, ValueError):
         raise ValueError(
             "distinct_units: `values` must hold real numbers (bool, int or float); got dtype "
-            f"{array.dtype}.")
+            f"{array.dtype}.") from None
     units = array.shape[-1]
     if units == 0:
         return 0
-    columns = np.ascontiguousarray(array.reshape(-1, units).astype(np.float64).T)
+    columns = np.ascontiguousarray(array.reshape(-1, units).T)
     if columns.shape[1] == 0:
         return 1
     finite = np.isfinite(columns)
