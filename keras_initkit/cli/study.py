@@ -227,9 +227,9 @@ _LABELS = {"nonfinite": "non-finite", "identical": "identical units"}
 def diagnose_stack(activation: str, layers: list[dict[str, float]]) -> list[str]:
     """The conditions of one stack, in words; an empty list means healthy.
 
-    First symmetric: layers whose units all compute the same function on the batch
-    (`distinct_units` 1 of `units` > 1: zero or constant weights; they get the same
-    gradient and stay identical). Then the package's one diagnosis
+    First symmetric: layers whose finite units all compute the same function on the batch
+    (`distinct_units` 1 of `units` > 1 and no NaN/Inf: zero or constant weights; they get
+    the same gradient and stay identical). Then the package's one diagnosis
     (`keras_initkit.stats.diagnose`), with the lesson's thresholds: NaN/Inf; identical
     units (every output equal, said only when not already symmetric); collapsed (std
     below `COLLAPSED_STD`); vanishing or exploding (std changing more than `VANISH_RATIO`
@@ -263,7 +263,8 @@ def diagnose_stack(activation: str, layers: list[dict[str, float]]) -> list[str]
     """
     depth = len(layers)
     symmetric = [i + 1 for i, row in enumerate(layers)
-                 if row.get("units", 0) > 1 and row.get("distinct_units", math.nan) == 1]
+                 if row.get("units", 0) > 1 and row.get("distinct_units", math.nan) == 1
+                 and not row.get("nan_count", 0) + row.get("inf_count", 0)]
     flags = []
     if symmetric:
         flags.append(
@@ -284,7 +285,8 @@ def _diagnosis(activation: str, layers: list[dict[str, float]]) -> list[str]:
                         saturated_threshold=SATURATED, dead_threshold=DEAD)
     depth, flags, said = len(layers), [], set()
     for finding in findings:
-        if finding.condition in said:
+        # The study says symmetric itself, first and once per stack (diagnose may too).
+        if finding.condition in said or finding.condition == "symmetric":
             continue
         said.add(finding.condition)
         where = [f.layer for f in findings if f.condition == finding.condition]
@@ -610,19 +612,28 @@ def format_summary(results: list[StudyResult], width: int = 80) -> str:
     Reference:
     - [He et al., 2015](https://arxiv.org/abs/1502.01852)
     """
+    lines = _summary_lines(results, width)
+    trained = [r for r in results if r.trained is not None]
+    if trained:
+        lines += ["", f"after {trained[0].trained.steps} SGD steps (task loss at init -> "
+                      "after):"]
+        lines += _summary_lines(trained, width, trained=True)
+    return "\n".join(lines)
+
+
+def _summary_lines(results: list[StudyResult], width: int, trained: bool = False) -> list[str]:
     depth = len(results[0].layers)
     last = f"std @{depth}"
-    lines = [f"{'activation':<14}{'init':<16}{'std @1':>11}{last:>11}  verdict"]
+    loss = f"{'task loss':>17}" if trained else ""
+    lines = [f"{'activation':<14}{'init':<16}{'std @1':>11}{last:>11}{loss}  verdict"]
     for r in results:
-        verdicts = ", ".join(f.split(":")[0] for f in r.flags) or "healthy"
-        line = (f"{r.activation:<14}{r.init:<16}{_cell(r.layers[0]['std']):>11}"
-                f"{_cell(r.layers[-1]['std']):>11}  {verdicts}")
+        shown = r.trained if trained and r.trained is not None else r
+        verdicts = ", ".join(f.split(":")[0] for f in shown.flags) or "healthy"
+        losses = f"{f'{_g(r.loss)} -> {_g(shown.loss)}':>17}" if trained else ""
+        line = (f"{r.activation:<14}{r.init:<16}{_cell(shown.layers[0]['std']):>11}"
+                f"{_cell(shown.layers[-1]['std']):>11}{losses}  {verdicts}")
         lines.append(line[:width])
-    trained = [r.trained for r in results if r.trained is not None]
-    if trained:
-        lines += ["", f"after {trained[0].steps} SGD steps:"]
-        lines += format_summary(trained, width).splitlines()
-    return "\n".join(lines)
+    return lines
 
 
 def _json_number(value: float) -> float | int | None:

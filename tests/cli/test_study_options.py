@@ -264,3 +264,15 @@ def test_every_option_together(capsys):
                     "backprop_rms"} <= set(row)
             assert row["gradient_rms"] > 0 and row["inference_std"] > 0
     assert payload["config"]["batchnorm"] is True and payload["config"]["dropout"] == 0.2
+
+
+def test_a_stack_that_blew_up_is_non_finite_not_symmetric():
+    # ReLU with N(0, 10^2) weights reaches Inf, and SGD then fills the weights with NaN:
+    # every unit is NaN (1 distinct column), which is a broken run, not a symmetric one.
+    [result] = run_study(["relu"], ["normal:10"], depth=12, width=64, batch=64,
+                         gradients=True, steps=2)
+    assert not math.isfinite(result.trained.loss)
+    assert result.trained.verdict == "non-finite", result.trained.flags
+    assert not any(flag.startswith("symmetric") for flag in result.trained.flags)
+    text = format_result(result)  # NaN and Inf are data: shown, never a crash
+    assert "dL/dh rms" in text
