@@ -73,7 +73,7 @@ def fold(state, x, layout: Layout):
 
     About 30 elementwise passes over `x` (issue 18; the first version made about 45):
     the histogram is one bucketize and one count that also counts the NaNs, and the
-    moments, extremes and counts share the finite mask. Results are bit-for-bit those of
+    moments, extremes and saturation share the finite mask. Results are bit-for-bit those of
     the first version (`tests/stats/test_fold_reference.py`).
     """
     x = ops.cast(ops.stop_gradient(x), "float32")
@@ -124,7 +124,8 @@ def _head(state, flat, nan_count, layout: Layout):
     share = n1 / ops.maximum(n, 1.0)
     total = ops.cast(ops.size(flat), "float32")
     nonfinite = total - n1
-    zeros = total - ops.cast(ops.count_nonzero(flat), "float32")  # NaN is not zero
+    # Not `count_nonzero`: on torch, Keras's version warns (`Tensor.T` on a 0-D tensor).
+    zeros = ops.sum(ops.cast(ops.equal(flat, 0.0), "float32"))
     return ops.stack(
         [
             n,
