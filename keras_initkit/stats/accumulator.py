@@ -103,11 +103,15 @@ def _histogram(flat, layout: Layout):
 
 
 def _count(index, length: int):
-    """How often each of `0..length-1` occurs in the int32 tensor `index`, in float32."""
-    if keras.backend.backend() == "jax":  # jnp.bincount's length is static under jit too,
-        # but a segment sum of ones is XLA's scatter-add either way
-        return ops.segment_sum(ops.ones_like(index, "float32"), index, num_segments=length)
-    return ops.cast(ops.bincount(index, minlength=length), "float32")
+    """How often each of `0..length-1` occurs in the int32 tensor `index`, in float32.
+
+    torch: one `bincount` kernel (Keras's torch `segment_sum` is a scatter over an int64
+    copy of the indices). TensorFlow and JAX: a segment sum of ones, which XLA compiles
+    (TF's `bincount` sizes its output from the data, which `jit_compile=True` rejects).
+    """
+    if keras.backend.backend() == "torch":
+        return ops.cast(ops.bincount(index, minlength=length), "float32")
+    return ops.segment_sum(ops.ones_like(index, "float32"), index, num_segments=length)
 
 
 def _head(state, flat, nan_count, layout: Layout):
