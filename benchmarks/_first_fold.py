@@ -3,7 +3,7 @@ per-statistic masks and a segment-sum histogram.
 
 Kept verbatim as the reference that `keras_initkit.stats.accumulator.fold` must equal
 (`tests/stats/test_fold_reference.py`) and as the "before" configuration of
-`stats_overhead.py` (`every batch, first fold`), measured in the same rounds as the
+`stats_overhead.py` (`every batch (first fold)`), measured in the same rounds as the
 current fold.
 """
 

@@ -1,3 +1,4 @@
+# ruff: noqa: E402 - the thread pins must be set before any backend is imported
 """Overhead of `ActivationStats` on `fit`, against plain `fit` and a probe-model callback.
 
 Measures, side by side in one process, the steady-state time per training step of:
@@ -5,7 +6,7 @@ Measures, side by side in one process, the steady-state time per training step o
 - `plain`: `fit` with no statistics;
 - `default`: `ActivationStats()` (one batch in 50 folded, read every 50 batches);
 - `every batch`: `ActivationStats(every=1, batches_per_record="all")`;
-- `every batch, 8 rows`: the same on the first 8 rows of each batch (`max_rows=8`);
+- `every batch (8 rows)`: the same on the first 8 rows of each batch (`max_rows=8`);
 - `probe@50` / `probe@1`: the usual hand-written callback, a probe model
   `keras.Model(model.inputs, [layer.output ...])` built once, run with `predict_on_batch`
   on a fixed sample batch of the training data every 50 (resp. every) batches, with mean,
@@ -40,14 +41,123 @@ cancels slow drifts of the machine; whole-`fit` wall-time interleaving gave rati
 0.6 and 2.0 for the same configuration there and was discarded. (JAX's XLA runtime still
 uses more than one core despite the flags, so its CPU time can exceed its wall time.)
 
-    KERAS_BACKEND=tensorflow python benchmarks/stats_overhead.py [--workload mlp|cnn|both]
-        [--rounds R] [--steps S] [--epochs E] [--jit auto|true|false] [--quick]
+    python benchmarks/stats_overhead.py [--backends tensorflow,tf-jit,jax,torch]
+        [--workload mlp,cnn|resnet50|both|all] [--rounds R] [--steps S] [--epochs E]
+        [--configs NAME,...] [--jobs J] [--quick]
+
+runs one subprocess per backend (`tf-jit`: TensorFlow with `jit_compile=True`; at most
+`--jobs` at a time), each pinned to one thread, and prints one table of CPU-time ratios
+over all of them. `KERAS_BACKEND=... python benchmarks/stats_overhead.py --child
+[--jit auto|true|false] ...` runs one backend in this process and prints its tables.
 
 `--rounds` and `--steps` override the per-workload defaults (MLP: 6 rounds of 50 steps,
-CNN: 5 rounds of 50 steps; 3 epochs per `fit`); `--quick` is a smoke test.
+CNN: 5 rounds of 50 steps, ResNet50: 3 rounds of 10 steps; 3 epochs per `fit`); `--quick`
+is a smoke test. `resnet50` (`keras.applications.ResNet50(weights=None)` at 64x64x3,
+batch 16) is optional: slow, and not part of `both`.
+
+Two more measures. `every batch (first fold)` runs the fold as it was before issue 18
+(`benchmarks/_first_fold.py`) in the same rounds, so the effect of the fold alone is
+measured under the same load. `first epoch` is the CPU time of each `fit`'s first epoch,
+which includes tracing and compiling the train function (every `fit` retraces, with or
+without the callback), as a ratio to plain `fit`'s first epoch.
 """
 
+import json
 import os
+import subprocess
+import sys
+
+
+# -- driver: one subprocess per backend, one table (no Keras imported here) --------------
+def _driver(argv):
+    import argparse
+
+    parser = argparse.ArgumentParser(description="runs one subprocess per backend")
+    parser.add_argument("--backends", default="tensorflow,jax,torch",
+                        help="comma-separated: tensorflow, tf-jit, jax, torch")
+    parser.add_argument("--jobs", type=int, default=1, help="subprocesses at a time")
+    known, rest = parser.parse_known_args(argv)
+    backends = [b.strip() for b in known.backends.split(",") if b.strip()]
+    allowed = ("tensorflow", "tf-jit", "jax", "torch")
+    for backend in backends:
+        if backend not in allowed:
+            parser.error(f"--backends: each must be one of {', '.join(allowed)}; got {backend!r}")
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="stats_overhead_")
+    running, results = [], {}
+
+    def start(backend):
+        out = os.path.join(folder, f"{backend}.json")
+        log = open(os.path.join(folder, f"{backend}.log"), "w")  # noqa: SIM115
+        env = {**os.environ, "KERAS_BACKEND": "tensorflow" if backend == "tf-jit" else backend}
+        jit = ["--jit", "true"] if backend == "tf-jit" else []
+        command = [sys.executable, os.path.abspath(__file__), "--child", "--json", out, *jit,
+                   *rest]
+        return backend, out, log, subprocess.Popen(command, stdout=log, stderr=log, env=env)
+
+    queue = list(backends)
+    while queue or running:
+        while queue and len(running) < max(1, known.jobs):
+            running.append(start(queue.pop(0)))
+        for item in list(running):
+            backend, out, log, process = item
+            if process.poll() is None:
+                continue
+            running.remove(item)
+            log.close()
+            if process.returncode != 0 or not os.path.exists(out):
+                print(f"{backend}: failed (exit {process.returncode}); log {log.name}")
+                continue
+            with open(out) as handle:
+                results[backend] = json.load(handle)
+            print(f"{backend}: done ({results[backend]['versions']}; log {log.name})",
+                  file=sys.stderr)
+        import time as _time
+
+        _time.sleep(2)
+    _print_combined(results)
+
+
+def _print_combined(results):
+    columns = [(backend, workload) for backend, result in results.items()
+               for workload in result["workloads"]]
+    if not columns:
+        return
+    print("\n## CPU-time ratio to plain `fit` (median over interleaved rounds), one thread\n")
+    print("| configuration | " + " | ".join(f"{b} {w}" for b, w in columns) + " |")
+    print("|---|" + "---|" * len(columns))
+    configs = []
+    for backend, workload in columns:
+        for config in results[backend]["workloads"][workload]["ratio"]:
+            if config not in configs:
+                configs.append(config)
+    for config in configs:
+        cells = []
+        for backend, workload in columns:
+            ratio = results[backend]["workloads"][workload]["ratio"].get(config)
+            cells.append("" if ratio is None else f"{ratio:.2f}")
+        print(f"| {config} | " + " | ".join(cells) + " |")
+    for config in configs:
+        cells = []
+        for backend, workload in columns:
+            ratio = results[backend]["workloads"][workload]["first_epoch"].get(config)
+            cells.append("" if ratio is None else f"{ratio:.2f}")
+        if config != "plain" and any(cells):
+            print(f"| {config}: first epoch (trace) | " + " | ".join(cells) + " |")
+    cells = []
+    for backend, workload in columns:
+        entry = results[backend]["workloads"][workload]
+        cells.append(f"{entry['plain_ms_cpu']:.0f}")
+    print("| plain fit, ms/step CPU | " + " | ".join(cells) + " |")
+    loads = ", ".join(f"{b}: " + "/".join(f"{v:.1f}" for v in r["load"])
+                      for b, r in results.items())
+    print(f"\nload average at the end of each backend's run: {loads}")
+
+
+if __name__ == "__main__" and "--child" not in sys.argv[1:]:
+    _driver(sys.argv[1:])
+    sys.exit(0)
 
 # Pin every backend to one thread before any of them is imported (see the docstring).
 os.environ["OMP_NUM_THREADS"] = "1"
@@ -64,7 +174,6 @@ import gc
 import platform
 import random
 import statistics
-import sys
 import time
 import warnings
 
@@ -81,10 +190,16 @@ elif BACKEND == "torch":
     import torch
 
     torch.set_num_threads(1)
-    with contextlib.suppress(RuntimeError):  # already set by an earlier import; harmless
+    with contextlib.suppress(RuntimeError):  # already set by an earlier import
         torch.set_num_interop_threads(1)
 
 from keras_initkit.callbacks import ActivationStats, ActivationStatsWarning
+from keras_initkit.stats import instrument
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _first_fold import reference_fold
+
+CURRENT_FOLD = instrument.fold
 
 SEED = 0
 GOALS = {"default": 1.03, "every batch": 1.15}
@@ -112,10 +227,17 @@ def build_cnn():
     return keras.Model(inputs, outputs, name="cnn")
 
 
+def build_resnet50():
+    return keras.applications.ResNet50(
+        weights=None, input_shape=(64, 64, 3), classes=10, classifier_activation="softmax"
+    )
+
+
 # name: (builder, input shape, batch size, default rounds, default steps per epoch)
 WORKLOADS = {
     "mlp": (build_mlp, (500,), 256, 6, 50),
     "cnn": (build_cnn, (28, 28, 1), 64, 5, 50),
+    "resnet50": (build_resnet50, (64, 64, 3), 16, 3, 10),
 }
 
 
@@ -200,12 +322,17 @@ CONFIGS = {
     "plain": lambda sample: None,
     "default": lambda sample: ActivationStats(),
     "every batch": lambda sample: ActivationStats(every=1, batches_per_record="all"),
-    "every batch, 8 rows": lambda sample: ActivationStats(
+    "every batch (8 rows)": lambda sample: ActivationStats(
         every=1, batches_per_record="all", max_rows=8
+    ),
+    "every batch (first fold)": lambda sample: ActivationStats(
+        every=1, batches_per_record="all"
     ),
     "probe@50": lambda sample: ProbeStats(50, sample),
     "probe@1": lambda sample: ProbeStats(1, sample),
 }
+# Configurations that run another fold than the package's (swapped in around their fit).
+FOLDS = {"every batch (first fold)": reference_fold}
 
 
 def run_workload(
@@ -243,6 +370,7 @@ def run_workload(
             timer = EpochTimer()
             extra = [] if callbacks[config] is None else [callbacks[config]]
             gc.collect()
+            instrument.fold = FOLDS.get(config, CURRENT_FOLD)
             models[config].fit(
                 x,
                 y,
@@ -252,11 +380,13 @@ def run_workload(
                 verbose=0,
                 callbacks=[timer.start, *extra, timer.end],
             )
+            instrument.fold = CURRENT_FOLD
             timed = timer.epochs[1:]  # the first epoch traces and compiles
             per_round[config].append(
                 (
                     statistics.median(c for c, _ in timed) / steps,
                     statistics.median(w for _, w in timed) / steps,
+                    timer.epochs[0][0],
                 )
             )
         log(
@@ -267,13 +397,13 @@ def run_workload(
 
     results = {}
     for config in configs:
-        cpu = [c / p[0] for (c, _), p in zip(per_round[config], per_round["plain"], strict=True)]
-        wall = [w / p[1] for (_, w), p in zip(per_round[config], per_round["plain"], strict=True)]
+        pairs = list(zip(per_round[config], per_round["plain"], strict=True))
         results[config] = {
-            "cpu": cpu,
-            "wall": wall,
-            "ms_cpu": 1e3 * statistics.median(c for c, _ in per_round[config]),
-            "ms_wall": 1e3 * statistics.median(w for _, w in per_round[config]),
+            "cpu": [c / p[0] for (c, _, _), p in pairs],
+            "wall": [w / p[1] for (_, w, _), p in pairs],
+            "first_epoch": [f / p[2] for (_, _, f), p in pairs],
+            "ms_cpu": 1e3 * statistics.median(c for c, _, _ in per_round[config]),
+            "ms_wall": 1e3 * statistics.median(w for _, w, _ in per_round[config]),
         }
     results["_jit"] = models["plain"].jit_compile
     results["_seconds"] = time.perf_counter() - started
@@ -327,7 +457,17 @@ def parse_jit(value):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workload", choices=("mlp", "cnn", "both"), default="both")
+    parser.add_argument("--child", action="store_true", help="run one backend here")
+    parser.add_argument("--json", help="also write the medians to this JSON file")
+    parser.add_argument(
+        "--workload",
+        default="both",
+        help="comma-separated mlp, cnn, resnet50; both = mlp,cnn; all = the three",
+    )
+    parser.add_argument(
+        "--configs",
+        help="comma-separated configurations (default: all); plain is always run",
+    )
     parser.add_argument("--rounds", type=int, help="rounds (default: mlp 6, cnn 5)")
     parser.add_argument("--steps", type=int, help="steps per epoch (default: 50)")
     parser.add_argument(
@@ -354,7 +494,19 @@ def main(argv=None):
         "ignore", ActivationStatsWarning
     )  # diagnoses are not the point
 
-    names = ["mlp", "cnn"] if args.workload == "both" else [args.workload]
+    aliases = {"both": "mlp,cnn", "all": "mlp,cnn,resnet50"}
+    names = aliases.get(args.workload, args.workload).split(",")
+    for name in names:
+        if name not in WORKLOADS:
+            parser.error(f"--workload: each must be one of {', '.join(WORKLOADS)}; got {name!r}")
+    configs = dict(CONFIGS)
+    if args.configs:
+        wanted = ["plain", *(c.strip() for c in args.configs.split(",") if c.strip())]
+        for config in wanted:
+            if config not in CONFIGS:
+                parser.error(f"--configs: each must be one of {', '.join(CONFIGS)}; got "
+                             f"{config!r}")
+        configs = {c: CONFIGS[c] for c in CONFIGS if c in wanted}
     print(f"backend: {BACKEND}; {backend_versions()}")
     print(
         f"threads pinned to 1 (OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, "
@@ -366,7 +518,7 @@ def main(argv=None):
         rounds, steps, epochs = args.rounds or rounds, args.steps or steps, args.epochs
         if args.quick:
             rounds, steps, epochs = 2, 10, 2
-        results, callbacks = run_workload(name, rounds, steps, epochs, args.jit)
+        results, callbacks = run_workload(name, rounds, steps, epochs, args.jit, configs)
         all_results[name], all_callbacks[name] = results, callbacks
         plain = results["plain"]
         print(
@@ -381,7 +533,7 @@ def main(argv=None):
         )
         print("| config | ms/step cpu | ms/step wall | cpu ratio per round |")
         print("|---|---|---|---|")
-        for config in CONFIGS:
+        for config in configs:
             result = results[config]
             rounds_text = " ".join(f"{r:.3f}" for r in result["cpu"])
             print(
@@ -395,7 +547,7 @@ def main(argv=None):
     )
     print("| config | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
-    for config in CONFIGS:
+    for config in configs:
         if config == "plain":
             continue
         print(
@@ -408,17 +560,44 @@ def main(argv=None):
     print(f"\n## Goals, on CPU-time ratios{label}")
     for name in names:
         results = all_results[name]
-        med = {config: summary(results[config]["cpu"])[0] for config in CONFIGS}
+        med = {config: summary(results[config]["cpu"])[0] for config in configs}
         for config, bound in GOALS.items():
+            if config not in med:
+                continue
             gap = med[config] - bound
             verdict = f"met by {-gap:.3f}" if gap <= 0 else f"missed by {gap:.3f}"
             print(f"{name}: {config} ≤ {bound:.2f}: {verdict} ({med[config]:.3f})")
         for ours, probe in (("default", "probe@50"), ("every batch", "probe@1")):
+            if ours not in med or probe not in med:
+                continue
             better = med[ours] < med[probe]
             print(
                 f"{name}: {ours} better than {probe}: {'yes' if better else 'no'} "
                 f"({med[ours]:.3f} vs {med[probe]:.3f})"
             )
+
+    if args.json:
+        payload = {
+            "backend": BACKEND,
+            "versions": backend_versions(),
+            "load": list(os.getloadavg()),
+            "workloads": {
+                name: {
+                    "jit": all_results[name]["_jit"],
+                    "plain_ms_cpu": all_results[name]["plain"]["ms_cpu"],
+                    "ratio": {
+                        c: summary(all_results[name][c]["cpu"])[0] for c in configs
+                    },
+                    "first_epoch": {
+                        c: statistics.median(all_results[name][c]["first_epoch"])
+                        for c in configs
+                    },
+                }
+                for name in names
+            },
+        }
+        with open(args.json, "w") as handle:
+            json.dump(payload, handle, indent=1)
 
     print("\n## Records")
     for name in names:

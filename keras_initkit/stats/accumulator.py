@@ -74,7 +74,7 @@ def fold(state, x, layout: Layout):
 
     About 30 elementwise passes over `x` (issue 18; the first version made about 45):
     the histogram is one bucketize and one count that also counts the NaNs, and the
-    moments, extremes and counts share the finite mask. Results are bit-for-bit those of
+    moments, extremes and saturation share the finite mask. Results are bit-for-bit those of
     the first version (`tests/stats/test_fold_reference.py`).
     """
     x = ops.cast(ops.stop_gradient(x), "float32")
@@ -107,11 +107,15 @@ def _histogram(flat, layout: Layout):
 
 
 def _count(index, length: int):
-    """How often each of `0..length-1` occurs in the int32 tensor `index`, in float32."""
-    if keras.backend.backend() == "jax":  # jnp.bincount's length is static under jit too,
-        # but a segment sum of ones is XLA's scatter-add either way
-        return ops.segment_sum(ops.ones_like(index, "float32"), index, num_segments=length)
-    return ops.cast(ops.bincount(index, minlength=length), "float32")
+    """How often each of `0..length-1` occurs in the int32 tensor `index`, in float32.
+
+    torch: one `bincount` kernel (Keras's torch `segment_sum` is a scatter over an int64
+    copy of the indices). TensorFlow and JAX: a segment sum of ones, which XLA compiles
+    (TF's `bincount` sizes its output from the data, which `jit_compile=True` rejects).
+    """
+    if keras.backend.backend() == "torch":
+        return ops.cast(ops.bincount(index, minlength=length), "float32")
+    return ops.segment_sum(ops.ones_like(index, "float32"), index, num_segments=length)
 
 
 def _head(state, flat, nan_count, layout: Layout):
@@ -128,10 +132,8 @@ def _head(state, flat, nan_count, layout: Layout):
     share = n1 / ops.maximum(n, 1.0)
     total = ops.cast(ops.size(flat), "float32")
     nonfinite = total - n1
-    # NaN is not zero. Counted over a (1, 1, n) view: Keras's torch count_nonzero
-    # transposes its result, which warns on torch for a 0-D result (and a 1-D one).
-    nonzero = ops.count_nonzero(ops.reshape(flat, (1, 1, -1)), axis=2)
-    zeros = total - ops.cast(ops.reshape(nonzero, ()), "float32")
+    # Not `count_nonzero`: on torch, Keras's version warns (`Tensor.T` on a 0-D tensor).
+    zeros = ops.sum(ops.cast(ops.equal(flat, 0.0), "float32"))
     return ops.stack(
         [
             n,
