@@ -614,9 +614,9 @@ def format_summary(results: list[StudyResult], width: int = 80) -> str:
     """
     lines = _summary_lines(results, width)
     trained = [r for r in results if r.trained is not None]
+    steps = next((r.trained.steps for r in trained if r.trained is not None), None)
     if trained:
-        lines += ["", f"after {trained[0].trained.steps} SGD steps (task loss at init -> "
-                      "after):"]
+        lines += ["", f"after {steps} SGD steps (task loss at init -> after):"]
         lines += _summary_lines(trained, width, trained=True)
     return "\n".join(lines)
 
