@@ -55,6 +55,7 @@ EXPECTED = {
     "residual_fixup": r"at init: \|trunk - stem\| max 0\.0e\+00",
     "lsuv": r"test accuracy after 8 epochs: N\(0, 0\.05\^2\) [0-9.]+, lsuv (0\.[89]|1\.0)",
     "custom_activation": r"calculate_gain\(isru\) = 1\.7042",
+    "pretrain_rbm": r"N\(0, 0\.01\^2\) 0\.[01][0-9]*, RBM-pretrained 0\.[6-9]",
     "load_saved_model": r"max \|reloaded - trained\| prediction: 0\.0e\+00[\s\S]*"
     r"Could not locate class 'MaxoutDense'",
 }
