@@ -86,6 +86,46 @@ def inspect_arguments(model: Any, x: Any, saturation: Any) -> None:
     check_x(x, finite=False)
 
 
+def inspect_targets(model: keras.Model, x: Any, y: Any, loss: Any) -> None:
+    """`y` and `loss` of `inspect`'s backward pass (both optional; `loss` needs `y`)."""
+    if y is None:
+        if loss is not None:
+            raise ValueError(
+                f"loss: given ({loss!r:.60}) without y; the backward pass needs targets: "
+                "inspect(model, x, y, loss=...)")
+        return
+    if isinstance(y, (str, bytes)):
+        raise ValueError(f"y must be a batch of arrays (the targets of x); got {y!r:.60}")
+    rows = {np.shape(keras.ops.convert_to_numpy(leaf))[:1] for leaf in keras.tree.flatten(x)}
+    for leaf in keras.tree.flatten(y):
+        try:
+            array = np.asarray(keras.ops.convert_to_numpy(leaf))
+        except Exception:  # noqa: BLE001 - whatever it is, it is not an array
+            raise ValueError(f"y must be a batch of arrays; got {leaf!r:.60}") from None
+        if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+            raise ValueError(f"y must be numeric; got an array of dtype {array.dtype}")
+        if array.ndim == 0 or array.shape[:1] not in rows:
+            raise ValueError(
+                f"y must have one target per example of x ({sorted(r[0] for r in rows if r)} "
+                f"rows); got shape {array.shape}")
+    if loss is not None:
+        try:
+            keras.losses.get(loss)
+        except (ValueError, TypeError):
+            raise ValueError(
+                "loss must be a Keras loss name ('mse', 'sparse_categorical_crossentropy', "
+                f"...), a keras.losses.Loss or a function (y_true, y_pred); got {loss!r:.60}"
+            ) from None
+        return
+    overridden = type(model).compute_loss is not keras.Model.compute_loss
+    compiled_loss = getattr(model, "loss", None) is not None or overridden
+    if not (getattr(model, "compiled", False) and compiled_loss):
+        raise ValueError(
+            "loss: y was given, so inspect takes a backward pass, which needs a loss; "
+            f"model {model.name!r} is not compiled with one. Pass loss= (a Keras loss name, "
+            "Loss or function) or compile the model with loss=...")
+
+
 def zero_init_residual_arguments(model: Any, fixup: Any) -> None:
     check_model(model)
     check_bool("fixup", fixup)

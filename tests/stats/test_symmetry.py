@@ -1,6 +1,7 @@
 """distinct_units: the number of different unit columns, against a brute-force count."""
 
 import math
+import warnings
 
 import keras
 import numpy as np
@@ -117,8 +118,8 @@ def test_unit_spread_is_the_largest_difference_from_the_first_unit(axis):
     units = values.shape[axis]
     layout = Layout(bins=4, low=-1.0, high=1.0, units=units, unit_axis=axis)
     state = keras.ops.convert_to_tensor(layout.empty())
-    state = fold(state, values[:4], layout)
-    state = fold(state, values[4:], layout)  # max over two folds
+    state = fold(state, keras.ops.convert_to_tensor(values[:4]), layout)
+    state = fold(state, keras.ops.convert_to_tensor(values[4:]), layout)  # max of two folds
     stats, _ = finalize(keras.ops.convert_to_numpy(state), layout)
     columns = np.moveaxis(values, axis, -1).reshape(-1, units).astype("float64")
     expected = np.nanmax(np.abs(columns - columns[:, :1]))
@@ -179,7 +180,8 @@ def fit_with_stats(initializer):
     x = rng.normal(size=(64, 8)).astype("float32")
     y = rng.integers(0, 3, size=64)
     stats = ActivationStats(every=1)
-    with pytest.warns() as caught:  # collects every warning; asserted on below
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[stats])
     return model, stats, [str(w.message) for w in caught]
 
