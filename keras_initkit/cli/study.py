@@ -37,7 +37,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_initkit.cli._backprop import loss_and_gradients
+from keras_initkit._autodiff import loss_and_gradients
 from keras_initkit.cli._choices import activation_function, make_initializer
 from keras_initkit.model_init import lsuv
 from keras_initkit.stats import diagnose, saturation_bounds
