@@ -299,14 +299,14 @@ class GradientStats(keras.callbacks.Callback):
         return message
 
 
-def _layer_path(model: Any, variable: Any) -> str:
+def _layer_path(model: keras.Model, variable: keras.Variable) -> str:
     path = getattr(variable, "path", variable.name)
     prefix = f"{model.name}/"
     path = path.removeprefix(prefix)
     return path.rsplit("/", 1)[0] if "/" in path else path
 
 
-def _refuse_replicas(model: Any) -> None:
+def _refuse_replicas(model: keras.Model) -> None:
     if keras.backend.backend() != "tensorflow":
         return
     strategy = getattr(model, "distribute_strategy", None)

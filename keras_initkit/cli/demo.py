@@ -93,7 +93,7 @@ def _reads(stats: ActivationStats) -> list[list[Any]]:
     return [[r for r in stats.records if r.step == step] for step in steps]
 
 
-def _train(label: str, model: Any, data: tuple, epochs: int, folder: str) -> dict[str, Any]:
+def _train(label: str, model: keras.Model, data: tuple, epochs: int, folder: str) -> dict[str, Any]:
     (x_train, y_train), (x_test, y_test) = data
     model.compile(keras.optimizers.SGD(LEARNING_RATE, momentum=0.9),
                   "sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -140,7 +140,7 @@ def _print_diagnosis(label: str, result: dict[str, Any]) -> None:
             print(textwrap.fill(line, 78, initial_indent="    - ", subsequent_indent="      "))
 
 
-def _initializers_used(model: Any) -> str:
+def _initializers_used(model: keras.Model) -> str:
     counts: Counter[str] = Counter()
     for layer in model.layers:
         config = layer.kernel_initializer.get_config()

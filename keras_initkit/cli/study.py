@@ -421,7 +421,7 @@ def _teacher_targets(data: np.ndarray, seed: int) -> np.ndarray:
     return (targets / targets.std()).astype("float32")
 
 
-def _blocks(model: Any) -> list[list[Any]]:
+def _blocks(model: keras.Model) -> list[list[Any]]:
     """The stack's layers grouped per study layer (`layer_i` and its `layer_i_*`)."""
     blocks: list[list[Any]] = []
     for layer in model.layers:

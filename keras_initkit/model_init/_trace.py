@@ -123,7 +123,7 @@ def graph_between(inputs: Any, outputs: Any) -> Graph:
     return Graph(calls, [id(t) for t in flat_in], [id(t) for t in flat_out], tensors)
 
 
-def model_graph(model: Any) -> Graph:
+def model_graph(model: keras.Model) -> Graph:
     """The graph of a Functional model or a built Sequential model."""
     try:
         inputs, outputs = model.inputs, model.outputs

@@ -127,7 +127,8 @@ def pretrain(  # noqa: PLR0913 - the hyperparameters of both methods
     >>> report = keras_initkit.pretrain(model, x, epochs=2, seed=0, verbose=0)
     >>> report.column("status")
     ['ok', 'skipped: the output layer (pass layers= to include it)']
-    >>> report[0]["visible"]
+    >>> first = report[0]
+    >>> first["visible"]
     'bernoulli'
 
     Reference:
@@ -214,7 +215,7 @@ def _is_dense(layer: Any) -> bool:
     return isinstance(layer, keras.layers.Dense)
 
 
-def _chosen(model: Any, contexts: list[LayerContext], layers: Any) -> list[LayerContext]:
+def _chosen(model: keras.Model, contexts: list[LayerContext], layers: Any) -> list[LayerContext]:
     dense = [c for c in contexts if _is_dense(c.layer)]
     if layers is None:
         if len(dense) < 2:
@@ -272,7 +273,7 @@ def _rows(x: Any, start: int, stop: int) -> Any:
     return keras.tree.map_structure(lambda leaf: leaf[start:stop], x)
 
 
-def _layer_input(model: Any, x: Any, layer: Any, samples: int) -> np.ndarray | None:
+def _layer_input(model: keras.Model, x: Any, layer: Any, samples: int) -> np.ndarray | None:
     """What `layer` receives when the model runs on `x` (inference mode), as (rows, features)."""
     seen: list[np.ndarray] = []
 
@@ -300,7 +301,7 @@ def _activation_name(activation: Any) -> str:
 
 
 def _pretrain(  # noqa: PLR0913 - the shared state of one run
-    model: Any, x: Any, chosen: list[LayerContext], first: np.ndarray | None, visible: str,
+    model: keras.Model, x: Any, chosen: list[LayerContext], first: np.ndarray | None, visible: str,
     seed: int | None, samples: int, settings: dict[str, Any],
 ) -> dict[int, dict[str, Any]]:
     shuffler = keras.random.SeedGenerator(seed)

@@ -22,7 +22,7 @@ _SEPARABLE = (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)
 COLUMNS = ["layer", "class", "activation seen", "initializer", "fan_in", "fan_out", "std"]
 
 
-def check_built(model: Any) -> None:
+def check_built(model: keras.Model) -> None:
     if not isinstance(model, keras.Model):
         raise ValueError(f"model must be a keras.Model; got {type(model).__name__}")
     if not model.built or not model.weights:
@@ -64,7 +64,7 @@ def _auto(context: Any, owner: Any, attribute: str, seed: int | None) -> Any:
     return ki.initializer_for(context.activation, seed=seed)
 
 
-def _fans_and_init(init: Any, owner: Any, variable: Any) -> tuple[Any, Any, str]:
+def _fans_and_init(init: Any, owner: Any, variable: keras.Variable) -> tuple[Any, Any, str]:
     """Layer-aware fans when the layer kind is known, else the shape's."""
     shape = tuple(int(d) for d in variable.shape)
     fans: Any
@@ -249,7 +249,7 @@ def _kept_embedding(layer: Any, attribute: str) -> str | None:
     return None
 
 
-def _relative(variable: Any, layer: Any, short: bool) -> str:
+def _relative(variable: keras.Variable, layer: Any, short: bool) -> str:
     """The variable's path below its layer: `kernel`, `query/kernel`, `forward_lstm/...`."""
     prefix = f"{layer.path}/"
     if not short and variable.path.startswith(prefix):

@@ -82,7 +82,7 @@ def check() -> None:
         )
 
 
-def installed_hook(model: Any) -> GradientHook | None:
+def installed_hook(model: keras.Model) -> GradientHook | None:
     """The `GradientHook` currently installed on `model`, if any."""
     return getattr(model.__dict__.get("make_train_function"), _MARK, None)
 
@@ -97,7 +97,7 @@ class GradientHook:
         layout: the `GradientLayout` for them.
     """
 
-    def __init__(self, model: Any, variables: list[Any], layout: gstats.GradientLayout):
+    def __init__(self, model: keras.Model, variables: list[Any], layout: gstats.GradientLayout):
         self.model = model
         self.optimizer = model.optimizer
         self.variables = list(variables)

@@ -62,16 +62,16 @@ def check() -> None:
 class _State:
     """Holds a variable where Keras looks for a SeedGenerator's `.state`."""
 
-    def __init__(self, variable: Any) -> None:
+    def __init__(self, variable: keras.Variable) -> None:
         self.state = variable
 
 
-def attach_state(layer: Any, variable: Any) -> None:
+def attach_state(layer: Any, variable: keras.Variable) -> None:
     """Makes `variable` part of `layer.variables` (not `layer.weights`) until detached."""
     list.append(layer._seed_generators, _State(variable))
 
 
-def detach_state(layer: Any, variable: Any) -> None:
+def detach_state(layer: Any, variable: keras.Variable) -> None:
     generators = layer._seed_generators
     for index, item in enumerate(list(generators)):
         if isinstance(item, _State) and item.state is variable:
@@ -79,7 +79,7 @@ def detach_state(layer: Any, variable: Any) -> None:
             return
 
 
-def local_values(model: Any, variable: Any) -> list[Any]:
+def local_values(model: keras.Model, variable: keras.Variable) -> list[Any]:
     """The per-replica values of `variable` under `tf.distribute`, else `[value]`."""
     strategy = getattr(model, "distribute_strategy", None) if _is_tensorflow() else None
     if strategy is not None and strategy.num_replicas_in_sync > 1:
@@ -87,7 +87,7 @@ def local_values(model: Any, variable: Any) -> list[Any]:
     return [variable.value]
 
 
-def assign_locals(model: Any, variable: Any, value: Any) -> None:
+def assign_locals(model: keras.Model, variable: keras.Variable, value: Any) -> None:
     """Assigns `value` to every replica's copy of `variable`."""
     strategy = getattr(model, "distribute_strategy", None) if _is_tensorflow() else None
     if strategy is not None and strategy.num_replicas_in_sync > 1:
@@ -97,7 +97,7 @@ def assign_locals(model: Any, variable: Any, value: Any) -> None:
     variable.assign(value)
 
 
-def strategy_scope(model: Any) -> Any:
+def strategy_scope(model: keras.Model) -> Any:
     """The scope new variables must be created in (the model's distribution strategy)."""
     strategy = getattr(model, "distribute_strategy", None) if _is_tensorflow() else None
     if strategy is not None:

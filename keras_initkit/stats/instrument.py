@@ -71,7 +71,7 @@ class Slot:
 class Instrumentation:
     """Installs, drives and removes the statistics accumulators of one model."""
 
-    def __init__(self, model: Any, slots: list[Slot], check_nonfinite_every_step: bool):
+    def __init__(self, model: keras.Model, slots: list[Slot], check_nonfinite_every_step: bool):
         self.model = model
         self.slots = slots
         self.check_nonfinite = check_nonfinite_every_step
@@ -285,7 +285,7 @@ _JAX = keras.backend.backend() == "jax"
 _INSTALLED: dict[int, Instrumentation] = {}  # id(model) -> its live instrumentation
 
 
-def remove_stale(model: Any, force: bool = False) -> bool:
+def remove_stale(model: keras.Model, force: bool = False) -> bool:
     """Removes an instrumentation left on `model` by a `fit` that is no longer running.
 
     With `force=True` it is removed even if that `fit` is running. Returns whether one
@@ -298,7 +298,7 @@ def remove_stale(model: Any, force: bool = False) -> bool:
     return True
 
 
-def _fit_frame(model: Any) -> Any:
+def _fit_frame(model: keras.Model) -> Any:
     """The frame of the `fit` of `model` that is calling us, or None."""
     frame = inspect.currentframe()
     while frame is not None:
@@ -308,7 +308,7 @@ def _fit_frame(model: Any) -> Any:
     return None
 
 
-def _replicas(model: Any) -> int:
+def _replicas(model: keras.Model) -> int:
     strategy = getattr(model, "distribute_strategy", None)
     if keras.backend.backend() != "tensorflow" or strategy is None:
         return 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -51,7 +52,7 @@ class Recorder:
         self.sync: Any = lambda: None
 
     # -- the fit lifecycle ----------------------------------------------------------------
-    def begin(self, model: Any, steps: int | None) -> Instrumentation:
+    def begin(self, model: keras.Model, steps: int | None) -> Instrumentation:
         self.fit = self.fits
         self.fits += 1
         self.steps = steps

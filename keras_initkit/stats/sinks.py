@@ -26,10 +26,13 @@ import json
 import math
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keras_initkit.stats.export import COLUMNS, tidy_rows
 from keras_initkit.stats.record import ActivationRecord
+
+if TYPE_CHECKING:
+    import keras
 
 CSV_NAME = "activation_stats.csv"
 JSONL_NAME = "activation_stats.jsonl"
@@ -191,7 +194,7 @@ class Sinks:
             )
 
 
-def is_chief(model: Any) -> bool:
+def is_chief(model: keras.Model) -> bool:
     """Whether this process writes files: process 0 of a multi-process run, else True.
 
     JAX (`keras.distribution` across processes): `jax.process_index() == 0`.

@@ -32,7 +32,7 @@ class Target:
     activation: str
 
 
-def walk(model: Any, prefix: str = "") -> list[tuple[Any, str]]:
+def walk(model: keras.Model, prefix: str = "") -> list[tuple[Any, str]]:
     """`(layer, path)` for every leaf layer of `model`, nested models expanded."""
     result: list[tuple[Any, str]] = []
     for layer in model.layers:
@@ -72,7 +72,7 @@ def activation_name(layer: Any) -> str | None:
     return str(getattr(activation, "__name__", type(activation).__name__))
 
 
-def select(model: Any, layers: LayerSelection) -> list[Target]:
+def select(model: keras.Model, layers: LayerSelection) -> list[Target]:
     """The targets of `model` for a `layers=` selection (see `ActivationStats`)."""
     leaves = walk(model)
     if layers is None:
