@@ -13,7 +13,7 @@ from typing import Any
 
 import keras
 
-from keras_initkit.model_init._graph import (
+from keras_initkit._graph import (
     is_activation_layer,
     is_model,
     own_activation,

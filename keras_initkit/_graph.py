@@ -16,8 +16,8 @@ from typing import Any
 
 import keras
 
+from keras_initkit._trace import Call, Graph, TraceError, model_graph, trace_call
 from keras_initkit.initializers import calculate_gain
-from keras_initkit.model_init._trace import Call, Graph, TraceError, model_graph, trace_call
 
 # weight name -> the layer attribute holding its initializer
 INITIALIZER_ATTRIBUTES = {
