@@ -263,6 +263,19 @@ def draw_histogram(ax: Any, edges: Any, counts: Any) -> None:
     `ActivationRecord` (underflow, the bins over `edges`, overflow); the under- and
     overflow are written as text. A first bin holding more than three times the largest
     other bin (ReLU's zeros) is cut off, with its share written, so the rest shows.
+
+    Args:
+        ax: a matplotlib `Axes`.
+        edges: the `bins + 1` bin edges.
+        counts: the `bins + 2` counts: underflow, one per bin, overflow.
+
+    Example:
+    >>> from matplotlib.figure import Figure
+    >>> from keras_initkit.stats.plots import draw_histogram
+    >>> ax = Figure().subplots()
+    >>> draw_histogram(ax, [0.0, 1.0, 2.0], [0, 30, 1, 1])
+    >>> [text.get_text() for text in ax.texts]
+    ['> 2.00: 3.1%', '94% in first bin']
     """
     edges = np.asarray(edges, dtype="float64")
     fractions = _as_fractions(counts)
