@@ -1,7 +1,7 @@
 """Instance-level method patches that compose and always come off.
 
 The statistics recorder (`stats/instrument.py`) and the one-pass output capture
-(`model_init/_capture.py`) both wrap a method on one layer or model *instance* (never the
+(`_capture.py`) both wrap a method on one layer or model *instance* (never the
 class). `patch(obj, name, make)` installs `make(original)` as `obj.name`; `Patch.undo()`
 takes it off again, in any order relative to other patches on the same attribute:
 

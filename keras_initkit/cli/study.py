@@ -203,7 +203,10 @@ def _check_options(*, batchnorm: bool = False, dropout: float = 0.0, steps: int 
         raise ValueError(f"`learning_rate` must be a number > 0; got {learning_rate!r}")
 
 
-def _histogram(values: np.ndarray, bounds: tuple[float, float] | None) -> tuple:
+def _histogram_range(values: np.ndarray, bounds: tuple[float, float] | None
+                     ) -> tuple[float, float]:
+    """A bounded activation's bounds, else the range of the finite values (a constant
+    layer, as after a zero init, gets a unit-wide range around its value)."""
     finite = values[np.isfinite(values)]
     if bounds is not None:
         low, high = bounds
@@ -211,10 +214,20 @@ def _histogram(values: np.ndarray, bounds: tuple[float, float] | None) -> tuple:
         low, high = float(finite.min()), float(finite.max())
     else:
         low, high = -1.0, 1.0
-    if not high > low:  # a constant layer (zero init): a unit-wide range around it
+    if not high > low:
         low, high = low - 0.5, high + 0.5
-    counts, _ = np.histogram(np.clip(finite, low, high), bins=BINS, range=(low, high))
-    return low, high, counts
+    return low, high
+
+
+def _histogram(counts: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The `BINS` counts of a record's `BINS + 2` (under, bins, over), with the under-
+    and overflow of the finite values in the end bins: the range holds every finite value,
+    so only the top edge itself (the largest value) and float rounding land there."""
+    counts = np.asarray(counts, dtype="float64")
+    inside = counts[1:-1].copy()
+    inside[0] += counts[0] - np.count_nonzero(values == -np.inf)
+    inside[-1] += counts[-1] - np.count_nonzero(values == np.inf)
+    return inside.round().astype("int64")
 
 
 def _g(value: float) -> str:
@@ -465,14 +478,17 @@ def _snapshot(blocks: list[list[Any]], task: tuple[Any, Any], data: np.ndarray,
     activations, outputs = _forward(blocks, data, training=True)
     rows, histograms = [], []
     for block, h in zip(blocks, activations, strict=True):
-        stats = layer_record(h, block[0].name, activation).stats
+        values = keras.ops.convert_to_numpy(h)
+        low, high = _histogram_range(values, bounds)
+        record = layer_record(h, block[0].name, activation, bins=BINS,
+                              histogram_range=(low, high))
+        stats = record.stats
         row = {k: stats[k] for k in (
             "mean", "std", "min", "max", "zero_fraction", "saturated_fraction",
             "nan_count", "inf_count", "dead_units", "units")}
-        values = keras.ops.convert_to_numpy(h)
         row["distinct_units"] = _distinct(values)
         rows.append(row)
-        histograms.append(_histogram(values.ravel(), bounds))
+        histograms.append((low, high, _histogram(record.counts, values)))
     if dropout:
         _, inference = _forward(blocks, data, training=False)
         for row, train_h, infer_h in zip(rows, outputs, inference, strict=True):
@@ -722,7 +738,7 @@ def plot(results: list[StudyResult]) -> Any:
     Reference:
     - [CS231n: weight initialization](https://cs231n.github.io/neural-networks-2/#init)
     """
-    from keras_initkit.stats.plots import require_matplotlib
+    from keras_initkit.stats.plots import draw_histogram, require_matplotlib
 
     require_matplotlib()
     from matplotlib.figure import Figure
@@ -771,12 +787,7 @@ def plot(results: list[StudyResult]) -> Any:
         for ax, index in zip(row[lines:], shown, strict=True):
             low, high, counts = result.histograms[index]
             edges = np.linspace(low, high, len(counts) + 1)
-            ax.stairs(counts, edges, fill=True)
-            rest = max(counts[1:].max(), 1)
-            if counts[0] > 3 * rest:  # ReLU's spike of zeros would flatten the rest
-                ax.set_ylim(0, 1.3 * rest)
-                ax.text(0.98, 0.9, f"{counts[0] / counts.sum():.0%} in first bin",
-                        transform=ax.transAxes, ha="right", fontsize=6)
+            draw_histogram(ax, edges, np.concatenate([[0], counts, [0]]))
             ax.set_title(f"layer {index + 1}: std {_g(stds[index])}", fontsize=8)
             ax.set_yticks([])
             ax.locator_params(axis="x", nbins=3)

@@ -157,13 +157,17 @@ def _keras_activation_name(fn: Any) -> str | None:
 
 
 def _resolve_layer(layer: keras.layers.Layer, param: Any) -> tuple[Any, Any]:
-    if isinstance(layer, keras.layers.LeakyReLU):
-        return _from_object(layer, "leaky_relu", float(layer.negative_slope), param)
-    if isinstance(layer, keras.layers.ELU):
-        return _from_object(layer, "elu", float(layer.alpha), param)
-    if isinstance(layer, keras.layers.Softmax):
-        return _from_object(layer, "softmax", None, param)
-    if isinstance(layer, keras.layers.PReLU):
+    if isinstance(layer, keras.layers.Activation):
+        return resolve(layer.activation, param)
+    name = next((n for cls, n in nonlinearities.KERAS_LAYERS.items() if isinstance(layer, cls)),
+                None)
+    if name == "leaky_relu":
+        return _from_object(layer, name, float(layer.negative_slope), param)
+    if name == "elu":
+        return _from_object(layer, name, float(layer.alpha), param)
+    if name == "softmax":
+        return _from_object(layer, name, None, param)
+    if name == "prelu":
         alpha = _constant_of(layer.alpha_initializer)
         if alpha is None and layer.built:
             alpha = float(np.mean(keras.ops.convert_to_numpy(layer.alpha)))
@@ -172,8 +176,8 @@ def _resolve_layer(layer: keras.layers.Layer, param: Any) -> tuple[Any, Any]:
                 "nonlinearity is a PReLU whose alpha_initializer is not constant and which "
                 "is not built yet; build it or pass nonlinearity='prelu', param=<alpha>"
             )
-        return _from_object(layer, "prelu", alpha, param)
-    if isinstance(layer, keras.layers.ReLU):
+        return _from_object(layer, name, alpha, param)
+    if name == "relu":
         slope = float(layer.negative_slope)
         if layer.max_value is None and float(layer.threshold) == 0.0:
             if slope == 0.0:
@@ -190,11 +194,10 @@ def _resolve_layer(layer: keras.layers.Layer, param: Any) -> tuple[Any, Any]:
             ),
             None,
         )
-    if isinstance(layer, keras.layers.Activation):
-        return resolve(layer.activation, param)
+    known = ", ".join(cls.__name__ for cls in nonlinearities.ACTIVATION_LAYER_CLASSES)
     raise ValueError(
         f"nonlinearity {layer.__class__.__name__} is not an activation layer keras_initkit "
-        "knows (LeakyReLU, PReLU, ELU, ReLU, Softmax, Activation, keras_initkit.layers)"
+        f"knows ({known}, keras_initkit.layers)"
     )
 
 

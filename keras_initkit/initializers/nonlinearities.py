@@ -2,8 +2,11 @@
 
 Each entry is what `calculate_gain` and `initializer_for` need to know about one activation:
 its float64 NumPy definition (from which the fixed-point gain is integrated), the name, range
-and default of its parameter, and PyTorch's gain where PyTorch defines one. Names follow
-`keras.activations`; the literature's and PyTorch's names are aliases.
+and default of its parameter, and PyTorch's gain where PyTorch defines one; and what the
+statistics need: its output range, whether it saturates at the ends of that range, and the
+histogram range its outputs are binned over. Names follow `keras.activations`; the
+literature's and PyTorch's names are aliases. `KERAS_LAYERS` is the package's one list of
+Keras's activation layers.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import keras
 import numpy as np
 
 _erf = np.vectorize(math.erf, otypes=[float])
@@ -64,6 +68,12 @@ class Nonlinearity:
         torch_default_param: PyTorch's default `param` (leaky_relu: 0.01).
         stability: how a deep bias-free stack behaves at the fixed-point gain
             (`activations.md` §2.4): "neutral", "stable", "unstable", "collapse" or "output".
+        output_range: `(low, high)` the activation's outputs lie in at its default
+            parameter (`±inf` for an unbounded end).
+        saturates: True when the gradient vanishes at both (finite) ends of
+            `output_range`, so outputs near them count as saturated (tanh, sigmoid).
+        histogram_range: the range the statistics bin its outputs over, or None for the
+            rule of the `histogram` property.
     """
 
     name: str
@@ -74,10 +84,33 @@ class Nonlinearity:
     torch_gain: Callable[[Any], float] | None = None
     torch_default_param: Any = None
     stability: str = "stable"
+    output_range: tuple[float, float] = (-math.inf, math.inf)
+    saturates: bool = False
+    histogram_range: tuple[float, float] | None = None
 
     @property
     def takes_param(self) -> bool:
         return self.param_name is not None
+
+    @property
+    def saturation_bounds(self) -> tuple[float, float] | None:
+        """`output_range` for a saturating activation, else None."""
+        return self.output_range if self.saturates else None
+
+    @property
+    def histogram(self) -> tuple[float, float]:
+        """The histogram range: `histogram_range` if set, else a bounded `output_range`,
+        else `DEFAULT_HISTOGRAM_RANGE` (under/overflow bins catch the rest)."""
+        if self.histogram_range is not None:
+            return self.histogram_range
+        if all(math.isfinite(end) for end in self.output_range):
+            return self.output_range
+        return DEFAULT_HISTOGRAM_RANGE
+
+
+# For an unbounded activation: wide enough for a well-initialized layer (std about 1).
+DEFAULT_HISTOGRAM_RANGE = (-5.0, 5.0)
+_INF = math.inf
 
 
 def _number(value: Any) -> bool:
@@ -109,14 +142,21 @@ _PIECES = (
 _ENTRIES = [
     Nonlinearity("linear", lambda x, p: x, torch_gain=lambda p: 1.0, stability="neutral"),
     Nonlinearity(
-        "sigmoid", lambda x, p: _sigmoid(x), torch_gain=lambda p: 1.0, stability="collapse"
+        "sigmoid", lambda x, p: _sigmoid(x), torch_gain=lambda p: 1.0, stability="collapse",
+        output_range=(0.0, 1.0), saturates=True,
     ),
-    Nonlinearity("tanh", lambda x, p: np.tanh(x), torch_gain=lambda p: 5.0 / 3.0),
+    Nonlinearity(
+        "tanh", lambda x, p: np.tanh(x), torch_gain=lambda p: 5.0 / 3.0,
+        output_range=(-1.0, 1.0), saturates=True,
+    ),
     Nonlinearity(
         "relu", lambda x, p: np.maximum(x, 0.0), torch_gain=lambda p: math.sqrt(2.0),
-        stability="neutral",
+        stability="neutral", output_range=(0.0, _INF), histogram_range=(0.0, 5.0),
     ),
-    Nonlinearity("relu6", lambda x, p: np.clip(x, 0.0, 6.0), stability="neutral"),
+    Nonlinearity(
+        "relu6", lambda x, p: np.clip(x, 0.0, 6.0), stability="neutral",
+        output_range=(0.0, 6.0),
+    ),
     Nonlinearity(
         "leaky_relu",
         lambda x, p: np.where(x > 0, x, p * x),
@@ -163,14 +203,31 @@ _ENTRIES = [
         stability="unstable",
     ),
     Nonlinearity("mish", lambda x, p: x * np.tanh(_softplus(x)), stability="unstable"),
-    Nonlinearity("softplus", lambda x, p: _softplus(x), stability="collapse"),
-    Nonlinearity("softsign", lambda x, p: x / (1.0 + np.abs(x))),
-    Nonlinearity("hard_sigmoid", lambda x, p: _hard_sigmoid(x), stability="collapse"),
+    Nonlinearity(
+        "softplus", lambda x, p: _softplus(x), stability="collapse",
+        output_range=(0.0, _INF), histogram_range=(0.0, 5.0),
+    ),
+    Nonlinearity(
+        "softsign", lambda x, p: x / (1.0 + np.abs(x)), output_range=(-1.0, 1.0),
+        saturates=True,
+    ),
+    Nonlinearity(
+        "hard_sigmoid", lambda x, p: _hard_sigmoid(x), stability="collapse",
+        output_range=(0.0, 1.0), saturates=True,
+    ),
     Nonlinearity("hard_silu", lambda x, p: x * _hard_sigmoid(x), stability="unstable"),
-    Nonlinearity("hard_tanh", lambda x, p: np.clip(x, -1.0, 1.0)),
+    Nonlinearity(
+        "hard_tanh", lambda x, p: np.clip(x, -1.0, 1.0), output_range=(-1.0, 1.0),
+        saturates=True,
+    ),
     Nonlinearity("tanh_shrink", lambda x, p: x - np.tanh(x)),
-    Nonlinearity("log_sigmoid", lambda x, p: -_softplus(-x), stability="collapse"),
-    Nonlinearity("exponential", lambda x, p: np.exp(x), stability="collapse"),
+    Nonlinearity(
+        "log_sigmoid", lambda x, p: -_softplus(-x), stability="collapse",
+        output_range=(-_INF, 0.0),
+    ),
+    Nonlinearity(
+        "exponential", lambda x, p: np.exp(x), stability="collapse", output_range=(0.0, _INF)
+    ),
     Nonlinearity(
         "sparse_plus",
         lambda x, p: np.where(x <= -1, 0.0, np.where(x >= 1, x, (x + 1.0) ** 2 / 4.0)),
@@ -180,6 +237,8 @@ _ENTRIES = [
         "sparse_sigmoid",
         lambda x, p: np.clip(0.5 * (x + 1.0), 0.0, 1.0),
         stability="collapse",
+        output_range=(0.0, 1.0),
+        saturates=True,
     ),
     Nonlinearity(
         "squareplus",
@@ -225,7 +284,8 @@ _ENTRIES = [
         stability="neutral",
     ),
     # Output activations: the layer before them is a linear read-out (gain 1).
-    Nonlinearity("softmax", None, stability="output"),
+    # Softmax's outputs lie in [0, 1] but sum to 1: near 1 is confidence, not saturation.
+    Nonlinearity("softmax", None, stability="output", output_range=(0.0, 1.0)),
     Nonlinearity("log_softmax", None, stability="output"),
     Nonlinearity("sparsemax", None, stability="output"),
 ]
@@ -248,6 +308,35 @@ ALIASES: dict[str, str] = {
     "leakyrelu": "leaky_relu",
     "tanh_exp": "tanhexp",
 }
+
+
+# Keras's activation layers and the entry each computes (`keras.layers.Activation` computes
+# its `activation`'s): the package's one list of them.
+KERAS_LAYERS: dict[type, str] = {
+    keras.layers.ReLU: "relu",
+    keras.layers.LeakyReLU: "leaky_relu",
+    keras.layers.PReLU: "prelu",
+    keras.layers.ELU: "elu",
+    keras.layers.Softmax: "softmax",
+}
+ACTIVATION_LAYER_CLASSES: tuple[type, ...] = (keras.layers.Activation, *KERAS_LAYERS)
+
+
+def keras_layer_name(layer: Any) -> str | None:
+    """The entry name of a Keras activation layer other than `Activation` (`ReLU` with
+    `max_value=6` is relu6), or None for any other layer."""
+    for cls, name in KERAS_LAYERS.items():
+        if isinstance(layer, cls):
+            if name == "relu" and getattr(layer, "max_value", None) == 6.0:
+                return "relu6"
+            return name
+    return None
+
+
+def find(name: str) -> Nonlinearity | None:
+    """The entry for a name or alias, or None when the table does not know it."""
+    key = name.strip().lower()
+    return NONLINEARITIES.get(ALIASES.get(key, key))
 
 
 def names() -> list[str]:

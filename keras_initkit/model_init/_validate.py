@@ -14,6 +14,7 @@ import numpy as np
 
 from keras_initkit import initializers as ki
 from keras_initkit._checks import check_bool, check_int, check_number, check_seed
+from keras_initkit._graph import layer_contexts
 
 # |x| above this makes the float32 squares behind an activation std overflow (1e19^2 =
 # 1e38), so LSUV would read inf or 0 and rescale the kernels to garbage.
@@ -133,7 +134,6 @@ def zero_init_residual_arguments(model: Any, fixup: Any) -> None:
 
 def reinitialize_arguments(model: Any, scheme: Any, layers: Any, bias: Any, seed: Any) -> None:
     """Validates all of `reinitialize`'s arguments, the whole scheme included."""
-    from keras_initkit.model_init._graph import layer_contexts
     from keras_initkit.model_init.reinitialize import _matches
 
     check_model(model)

@@ -8,9 +8,9 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_initkit._capture import capture_outputs
+from keras_initkit._graph import layer_contexts
 from keras_initkit.model_init import _validate
-from keras_initkit.model_init._capture import capture_outputs
-from keras_initkit.model_init._graph import layer_contexts
 from keras_initkit.model_init.report import Report
 from keras_initkit.stats import gradient_diagnosis
 from keras_initkit.stats import gradients as gstats
@@ -19,6 +19,7 @@ from keras_initkit.stats.gradient_output import GradientRecord
 from keras_initkit.stats.instrument import remove_stale
 from keras_initkit.stats.summary import layer_record
 from keras_initkit.stats.symmetry import distinct_units
+from keras_initkit.stats.targets import activation_name, unit_axis
 
 COLUMNS = ["layer", "class", "mean", "std", "min", "max", "zero", "saturated", "nan/inf",
            "distinct units"]
@@ -91,9 +92,6 @@ def inspect(
     """
     _validate.inspect_arguments(model, x, saturation)
     _validate.inspect_targets(model, x, y, loss)
-    # Imported here: stats.targets reads model_init._graph (a cycle until _graph moves).
-    from keras_initkit.stats.targets import activation_name, unit_axis
-
     check_batch(x)
     remove_stale(model)  # what a fit that raised left behind (see ActivationStats)
     contexts = layer_contexts(model)

@@ -9,14 +9,14 @@ import keras
 import numpy as np
 
 from keras_initkit import initializers as ki
-from keras_initkit.model_init import _validate
-from keras_initkit.model_init._capture import intercept_calls
-from keras_initkit.model_init._graph import (
+from keras_initkit._capture import intercept_calls
+from keras_initkit._graph import (
     bias_weights,
     kernel_weights,
     layer_contexts,
     own_activation,
 )
+from keras_initkit.model_init import _validate
 from keras_initkit.model_init.inspection import check_batch
 from keras_initkit.model_init.report import Report
 

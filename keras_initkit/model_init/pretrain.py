@@ -11,6 +11,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_initkit._capture import intercept_calls
 from keras_initkit._checks import (
     check_bool,
     check_choice,
@@ -19,16 +20,15 @@ from keras_initkit._checks import (
     check_positive,
     check_seed,
 )
-from keras_initkit.model_init import _validate
-from keras_initkit.model_init._autoencoder import DenoisingAutoencoder
-from keras_initkit.model_init._capture import intercept_calls
-from keras_initkit.model_init._graph import (
+from keras_initkit._graph import (
     LayerContext,
     bias_weights,
     kernel_weights,
     layer_contexts,
     own_activation,
 )
+from keras_initkit.model_init import _validate
+from keras_initkit.model_init._autoencoder import DenoisingAutoencoder
 from keras_initkit.model_init._rbm import RBM
 from keras_initkit.model_init.reinitialize import _matches
 from keras_initkit.model_init.report import Report

@@ -9,12 +9,12 @@ import keras
 import numpy as np
 
 from keras_initkit import initializers as ki
-from keras_initkit.model_init import _validate
-from keras_initkit.model_init._graph import (
+from keras_initkit._graph import (
     bias_weights,
     kernel_weights,
     layer_contexts,
 )
+from keras_initkit.model_init import _validate
 from keras_initkit.model_init.report import Report
 
 _SEPARABLE = (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)

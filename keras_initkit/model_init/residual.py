@@ -9,8 +9,7 @@ from typing import Any
 import keras
 
 from keras_initkit import initializers as ki
-from keras_initkit.model_init import _validate
-from keras_initkit.model_init._graph import (
+from keras_initkit._graph import (
     bias_weights,
     is_container,
     is_functional_model,
@@ -18,7 +17,8 @@ from keras_initkit.model_init._graph import (
     kernel_weights,
     read_model,
 )
-from keras_initkit.model_init._trace import Call, Graph
+from keras_initkit._trace import Call, Graph
+from keras_initkit.model_init import _validate
 from keras_initkit.model_init.reinitialize import check_built
 from keras_initkit.model_init.report import Report
 

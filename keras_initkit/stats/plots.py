@@ -246,9 +246,51 @@ def plot_histograms(
 
 
 def _fractions(record: ActivationRecord) -> np.ndarray:
-    counts = np.asarray(record.counts, dtype="float64")
+    return _as_fractions(record.counts)
+
+
+def _as_fractions(counts: Any) -> np.ndarray:
+    counts = np.asarray(counts, dtype="float64")
     total = counts.sum()
     return counts / total if total > 0 else np.zeros_like(counts)
+
+
+def draw_histogram(ax: Any, edges: Any, counts: Any) -> None:
+    """Draws one recorded histogram on `ax`: the fraction of values per bin.
+
+    The one histogram drawing of the package (the callback's `plot_histograms` and
+    `keras-initkit study` use it). `counts` are the `bins + 2` counts of an
+    `ActivationRecord` (underflow, the bins over `edges`, overflow); the under- and
+    overflow are written as text. A first bin holding more than three times the largest
+    other bin (ReLU's zeros) is cut off, with its share written, so the rest shows.
+
+    Args:
+        ax: a matplotlib `Axes`.
+        edges: the `bins + 1` bin edges.
+        counts: the `bins + 2` counts: underflow, one per bin, overflow.
+
+    Example:
+    >>> from matplotlib.figure import Figure
+    >>> from keras_initkit.stats.plots import draw_histogram
+    >>> ax = Figure().subplots()
+    >>> draw_histogram(ax, [0.0, 1.0, 2.0], [0, 30, 1, 1])
+    >>> [text.get_text() for text in ax.texts]
+    ['> 2.00: 3.1%', '94% in first bin']
+    """
+    edges = np.asarray(edges, dtype="float64")
+    fractions = _as_fractions(counts)
+    inside = fractions[1:-1]
+    ax.bar(edges[:-1], inside, width=np.diff(edges), align="edge")
+    for where, ha, sign, i in ((0.02, "left", "<", 0), (0.98, "right", ">", -1)):
+        if fractions[i] > 0:  # underflow / overflow
+            text = f"{sign} {_fmt(edges[i])}: {fractions[i]:.1%}"
+            kw = {"ha": ha, "va": "top", "color": "C3", "fontsize": "x-small"}
+            ax.text(where, 0.97, text, transform=ax.transAxes, **kw)
+    rest = inside[1:].max() if len(inside) > 1 else 0.0
+    if rest > 0 and inside[0] > 3 * rest:
+        ax.set_ylim(0, 1.3 * rest)
+        ax.text(0.98, 0.88, f"{inside[0]:.0%} in first bin", transform=ax.transAxes,
+                ha="right", va="top", fontsize="x-small")
 
 
 def _draw_histogram(
@@ -257,14 +299,7 @@ def _draw_histogram(
     if record is None:
         ax.set_title(f"{layer}\nnot recorded at step {step}", fontsize="small")
         return
-    edges = np.asarray(record.edges, dtype="float64")
-    fractions = _fractions(record)
-    ax.bar(edges[:-1], fractions[1:-1], width=np.diff(edges), align="edge")
-    for where, ha, sign, i in ((0.02, "left", "<", 0), (0.98, "right", ">", -1)):
-        if fractions[i] > 0:  # underflow / overflow
-            text = f"{sign} {_fmt(edges[i])}: {fractions[i]:.1%}"
-            kw = {"ha": ha, "va": "top", "color": "C3", "fontsize": "x-small"}
-            ax.text(where, 0.97, text, transform=ax.transAxes, **kw)
+    draw_histogram(ax, record.edges, record.counts)
     ax.set_xlabel("activation")
     mean, std = _fmt(_value(record, "mean")), _fmt(_value(record, "std"))
     ax.set_title(f"{layer}\nmean {mean} std {std}", fontsize="small")

@@ -20,7 +20,7 @@ from keras_initkit.stats import targets
 from keras_initkit.stats.accumulator import INF, NAN, Layout, finalize
 from keras_initkit.stats.instrument import Instrumentation, Slot
 from keras_initkit.stats.record import ActivationRecord
-from keras_initkit.stats.summary import saturation_bounds
+from keras_initkit.stats.summary import activation_facts
 from keras_initkit.stats.window import fold_bounds
 
 
@@ -164,14 +164,15 @@ class Recorder:
         width = targets.known_width(target.layer, axis)
         if width is None:
             width = self._widths.get(id(target.layer), -1)
-        low, high = s.histogram_range or targets.histogram_range(target.activation)
+        default_range, bounds = activation_facts(target.activation)
+        low, high = s.histogram_range or default_range
         layout = Layout(
             bins=s.bins,
             low=low,
             high=high,
             units=width,
             unit_axis=axis,
-            saturation=saturation_bounds(target.activation),
+            saturation=bounds,
             saturation_threshold=s.saturation_threshold,
             max_rows=s.max_rows,
         )

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import itertools
 import json
 import math
 import os
@@ -128,23 +129,28 @@ class TensorBoardSink:
             from keras_initkit.stats.tensorboard import EventWriter
 
             self.writer = EventWriter(self.directory, auto_flush=False)
-        for record in records:
-            for name in _SCALARS:
-                value = record.stats[name]
-                if math.isfinite(value):
-                    self.writer.add_scalar(f"{record.layer}/{name}", value, record.step)
-            counts = record.counts
-            self.writer.add_histogram(
-                f"{record.layer}/activations",
-                record.edges,
-                counts[1:-1],
-                record.step,
-                under=float(counts[0]),
-                over=float(counts[-1]),
-                minimum=record.stats["min"],
-                maximum=record.stats["max"],
-            )
+        for step, group in itertools.groupby(records, key=lambda r: r.step):
+            with self.writer.one_event(step):  # one event per read: two checksums
+                for record in group:
+                    self._add(record)
         self.writer.flush_to_os()  # one flush per read; fsync only at close
+
+    def _add(self, record: ActivationRecord) -> None:
+        for name in _SCALARS:
+            value = record.stats[name]
+            if math.isfinite(value):
+                self.writer.add_scalar(f"{record.layer}/{name}", value, record.step)
+        counts = record.counts
+        self.writer.add_histogram(
+            f"{record.layer}/activations",
+            record.edges,
+            counts[1:-1],
+            record.step,
+            under=float(counts[0]),
+            over=float(counts[-1]),
+            minimum=record.stats["min"],
+            maximum=record.stats["max"],
+        )
 
     def close(self) -> None:
         writer, self.writer = self.writer, None

@@ -14,33 +14,43 @@ from typing import Any
 
 from keras import ops
 
+from keras_initkit.initializers import nonlinearities
 from keras_initkit.stats.accumulator import Layout, finalize, fold
 from keras_initkit.stats.record import ActivationRecord
 
 SUMMARY = ("count", "mean", "std", "min", "max", "zero_fraction", "saturated_fraction",
            "nan_count", "inf_count")
 
-# Where an activation saturates: values within `1 - threshold` of a bound count as
-# saturated (|tanh| > 0.99 means the unit passes almost no gradient).
+# Where an activation saturates (from the activation table): values within
+# `1 - threshold` of a bound count as saturated (|tanh| > 0.99 passes almost no gradient).
 SATURATION_BOUNDS: dict[str, tuple[float, float]] = {
-    "tanh": (-1.0, 1.0),
-    "softsign": (-1.0, 1.0),
-    "hard_tanh": (-1.0, 1.0),
-    "sigmoid": (0.0, 1.0),
-    "hard_sigmoid": (0.0, 1.0),
-    "sparse_sigmoid": (0.0, 1.0),
+    entry.name: entry.saturation_bounds
+    for entry in nonlinearities.NONLINEARITIES.values()
+    if entry.saturation_bounds is not None
 }
 
 
 def saturation_bounds(activation: Any) -> tuple[float, float] | None:
-    """The `(low, high)` bounds of a bounded activation, or `None` for unbounded ones.
+    """The `(low, high)` bounds of a saturating activation, or `None` for the others.
+
+    Read from the activation table (`keras_initkit.initializers.nonlinearity_names()`).
 
     Args:
-        activation: an activation function or its name.
+        activation: an activation function or its name (aliases included). `None` is
+            linear.
+
+    Returns:
+        The bounds, or None when the activation does not saturate.
+
+    Raises:
+        ValueError: for a name (or a function's name) the table does not know: whether
+            it saturates is then unknown, not "no".
 
     Example:
     >>> keras_initkit.stats.saturation_bounds("tanh")
     (-1.0, 1.0)
+    >>> keras_initkit.stats.saturation_bounds("relu") is None
+    True
 
     Reference:
     - [Glorot & Bengio, 2010](https://proceedings.mlr.press/v9/glorot10a.html) (saturation)
@@ -49,8 +59,9 @@ def saturation_bounds(activation: Any) -> tuple[float, float] | None:
         return None
     name = getattr(activation, "__name__", activation)
     if not isinstance(name, str):
-        return None
-    return SATURATION_BOUNDS.get(name)
+        raise ValueError(
+            f"activation must be an activation function or its name; got {activation!r}")
+    return nonlinearities.lookup(name).saturation_bounds
 
 
 def summarize(
@@ -87,33 +98,34 @@ def summarize(
     return {name: stats[name] for name in SUMMARY}
 
 
-# Histogram ranges for activations that have no bounds of their own: wide enough for a
-# well-initialized layer (std about 1), with under/overflow bins catching the rest.
-_NONNEGATIVE = {"relu": (0.0, 5.0), "relu6": (0.0, 6.0), "softplus": (0.0, 5.0)}
-_DEFAULT_RANGE = (-5.0, 5.0)
-_RANGE_ONLY_BOUNDS = {"softmax": (0.0, 1.0)}
+def activation_facts(activation: str) -> tuple[tuple[float, float], tuple[float, float] | None]:
+    """`(histogram range, saturation bounds)` for the activation named `activation`.
 
-
-def histogram_range(activation: str) -> tuple[float, float]:
-    """The default histogram range for an activation's output."""
-    if activation in SATURATION_BOUNDS:
-        return SATURATION_BOUNDS[activation]
-    if activation in _RANGE_ONLY_BOUNDS:
-        return _RANGE_ONLY_BOUNDS[activation]
-    return _NONNEGATIVE.get(activation, _DEFAULT_RANGE)
+    A name the activation table does not know (a custom activation function's) gets
+    `DEFAULT_HISTOGRAM_RANGE` and no saturation bounds: its saturated fraction is then
+    reported as NaN (not applicable), never as a made-up 0.
+    """
+    entry = nonlinearities.find(activation)
+    if entry is None:
+        return nonlinearities.DEFAULT_HISTOGRAM_RANGE, None
+    return entry.histogram, entry.saturation_bounds
 
 
 def layer_record(values: Any, layer: str, activation: str, *, bins: int = 50,
-                 threshold: float = 0.99, unit_axis: int = -1) -> ActivationRecord:
+                 threshold: float = 0.99, unit_axis: int = -1,
+                 histogram_range: tuple[float, float] | None = None) -> ActivationRecord:
     """The `ActivationRecord` of one output tensor: what `ActivationStats` records for
     the same values in one window (the same fold, the same finalize, dead units over its
-    rows), used by `inspect` and `keras-initkit study`."""
+    rows), used by `inspect` and `keras-initkit study`. The histogram spans
+    `histogram_range`, by default the activation's (as the callback's)."""
     values = ops.convert_to_tensor(values)
     shape = tuple(values.shape)
     units = int(shape[unit_axis]) if len(shape) >= 2 and shape[unit_axis] else 0
-    low, high = histogram_range(activation)
+    (low, high), bounds = activation_facts(activation)
+    if histogram_range is not None:
+        low, high = histogram_range
     layout = Layout(bins=bins, low=low, high=high, units=units, unit_axis=unit_axis,
-                    saturation=SATURATION_BOUNDS.get(activation),
+                    saturation=bounds,
                     saturation_threshold=threshold)
     state = ops.convert_to_tensor(layout.empty())
     stats, counts = finalize(ops.convert_to_numpy(fold(state, values, layout)), layout)

@@ -13,12 +13,12 @@ from typing import Any
 
 import keras
 
-from keras_initkit.model_init._graph import (
+from keras_initkit._graph import (
     is_activation_layer,
     is_model,
     own_activation,
 )
-from keras_initkit.stats.summary import histogram_range  # noqa: F401 - re-exported
+from keras_initkit.initializers import nonlinearities
 
 LayerSelection = None | Sequence[Any] | Callable[[Any], bool]
 
@@ -54,18 +54,9 @@ def activation_name(layer: Any) -> str | None:
             return str(spec()[0])
         except ValueError:  # an unbuilt Maxout: its piece count is not known yet
             return type(layer).__name__.lower()
-    special = {
-        keras.layers.ReLU: "relu",
-        keras.layers.LeakyReLU: "leaky_relu",
-        keras.layers.PReLU: "prelu",
-        keras.layers.ELU: "elu",
-        keras.layers.Softmax: "softmax",
-    }
-    for cls, name in special.items():
-        if isinstance(layer, cls):
-            if cls is keras.layers.ReLU and getattr(layer, "max_value", None) == 6.0:
-                return "relu6"
-            return name
+    name = nonlinearities.keras_layer_name(layer)
+    if name is not None:
+        return name
     activation = own_activation(layer)
     if activation is None:
         return None

@@ -3,11 +3,15 @@
 Activation statistics should reach TensorBoard on every Keras backend, and JAX or
 PyTorch users may not have TensorFlow installed. This module writes the event files
 TensorBoard reads (TFRecord-framed `Event` protocol buffers) by hand: a few fields of
-four messages in the protobuf wire format, and a table-driven CRC-32C for the framing.
+four messages in the protobuf wire format, and a CRC-32C for the framing (a compiled
+`google_crc32c` or `crc32c` module if one is installed, else table lookups: NumPy blocks
+for long records). `EventWriter.one_event` writes many values as one record.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import itertools
 import math
 import os
@@ -15,7 +19,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -35,14 +39,92 @@ def _crc32c_table() -> list[int]:
 
 
 _CRC32C_TABLE = _crc32c_table()
+_TABLE = np.array(_CRC32C_TABLE, dtype=np.uint32)
+# CRC-32C is linear over GF(2), so a long message is cut into blocks of `_BLOCK` bytes:
+# `_POSITION[p, b]` is the register (initial value 0, no final xor) after byte `b` at
+# position `p` of a block followed by the rest of the block as zeros, so a block's
+# register is the xor of one lookup per byte (NumPy, no Python loop per byte); the
+# blocks are then chained by `_SHIFT[k]`, the register after 256 zero bytes when byte `k`
+# of the register held the value `i`.
+_BLOCK = 256
+_SMALL = 128  # below this many bytes the byte-wise loop is faster than NumPy's overhead
 
 
-def crc32c(data: bytes) -> int:
-    """CRC-32C (Castagnoli) of `data`; `crc32c(b"123456789") == 0xE3069283`."""
+def _zero_byte(register: np.ndarray) -> np.ndarray:
+    return _TABLE[register & 0xFF] ^ (register >> np.uint32(8))
+
+
+def _block_tables() -> tuple[np.ndarray, np.ndarray]:
+    position = np.empty((_BLOCK, 256), dtype=np.uint32)
+    position[-1] = _TABLE
+    for p in range(_BLOCK - 2, -1, -1):
+        position[p] = _zero_byte(position[p + 1])
+    shift = np.arange(256, dtype=np.uint32) << (np.arange(4, dtype=np.uint32)[:, None] * 8)
+    for _ in range(_BLOCK):
+        shift = _zero_byte(shift)
+    return position, shift
+
+
+_POSITION, _SHIFT = _block_tables()
+_POSITIONS = np.arange(_BLOCK)
+_S0, _S1, _S2, _S3 = (row.tolist() for row in _SHIFT)
+
+
+def _crc32c_python(data: bytes) -> int:
     crc = 0xFFFFFFFF
     for byte in data:
         crc = _CRC32C_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
     return crc ^ 0xFFFFFFFF
+
+
+def _crc32c_numpy(data: bytes) -> int:
+    # An initial register of 0xFFFFFFFF equals a zero register with the first four bytes
+    # inverted; leading zero bytes leave a zero register unchanged, so the message is
+    # padded at the front to whole blocks.
+    size = len(data)
+    if size < 4:
+        return _crc32c_python(data)
+    padded = np.zeros(-(-size // _BLOCK) * _BLOCK, dtype=np.uint8)
+    padded[len(padded) - size:] = np.frombuffer(data, dtype=np.uint8)
+    padded[len(padded) - size:len(padded) - size + 4] ^= 0xFF
+    blocks = padded.reshape(-1, _BLOCK)
+    registers = np.bitwise_xor.reduce(_POSITION[_POSITIONS, blocks], axis=1).tolist()
+    crc = 0
+    for register in registers:
+        crc = (_S0[crc & 0xFF] ^ _S1[(crc >> 8) & 0xFF] ^ _S2[(crc >> 16) & 0xFF]
+               ^ _S3[crc >> 24] ^ register)
+    return crc ^ 0xFFFFFFFF
+
+
+def _native_crc32c() -> Callable[[bytes], int] | None:
+    """A compiled CRC-32C, when one is installed (neither is a dependency)."""
+    try:
+        google_crc32c = importlib.import_module("google_crc32c")
+        if google_crc32c.implementation == "c":
+            return lambda data: int(google_crc32c.value(data))
+    except (ImportError, AttributeError):
+        pass
+    try:
+        module = importlib.import_module("crc32c")
+        return lambda data: int(module.crc32c(data))
+    except (ImportError, AttributeError):
+        return None
+
+
+_NATIVE = _native_crc32c()
+
+
+def crc32c(data: bytes) -> int:
+    """CRC-32C (Castagnoli) of `data`; `crc32c(b"123456789") == 0xE3069283`.
+
+    A compiled `google_crc32c` or `crc32c` module if one is installed; else a byte loop
+    for short data and NumPy block lookups for long data (a histogram's event).
+    """
+    if _NATIVE is not None:
+        return _NATIVE(data)
+    if len(data) < _SMALL:
+        return _crc32c_python(data)
+    return _crc32c_numpy(data)
 
 
 def _masked_crc(data: bytes) -> int:
@@ -126,7 +208,33 @@ class EventWriter:
         )
         self.path: str = os.path.join(log_dir, name)
         self._file = open(self.path, "ab")  # noqa: SIM115 - closed by close()
+        self._pending: list[bytes] | None = None
+        self._pending_step = 0
         self._write_event(_bytes(3, b"brain.Event:2"))
+
+    @contextlib.contextmanager
+    def one_event(self, step: int) -> Iterator[None]:
+        """Within the block, the values added at `step` are written as one event.
+
+        One event (one TFRecord, two checksums) with many values, as TensorFlow's merged
+        summaries were, instead of one event per value; TensorBoard reads them the same.
+
+        Example:
+        >>> import shutil, tempfile
+        >>> from keras_initkit.stats.tensorboard import EventWriter
+        >>> log_dir = tempfile.mkdtemp()
+        >>> with EventWriter(log_dir) as writer, writer.one_event(step=3):
+        ...     writer.add_scalar("dense/mean", 0.1, step=3)
+        ...     writer.add_scalar("dense/std", 0.8, step=3)
+        >>> shutil.rmtree(log_dir)
+        """
+        self._pending, self._pending_step = [], int(step)
+        try:
+            yield
+        finally:
+            values, self._pending = self._pending, None
+            if values:
+                self._write_summary(values, self._pending_step)
 
     def add_scalar(self, tag: str, value: float, step: int) -> None:
         """Writes one scalar (as float32; NaN and infinities are written as they are)."""
@@ -215,9 +323,14 @@ class EventWriter:
 
     def _write_value(self, tag: str, value: bytes, step: int) -> None:
         summary_value = _bytes(1, tag.encode("utf-8")) + value
-        self._write_event(
-            _varint(2 << 3) + _varint(int(step)) + _bytes(5, _bytes(1, summary_value))
-        )
+        if self._pending is not None and int(step) == self._pending_step:
+            self._pending.append(summary_value)
+        else:
+            self._write_summary([summary_value], int(step))
+
+    def _write_summary(self, values: list[bytes], step: int) -> None:
+        summary = b"".join(_bytes(1, value) for value in values)
+        self._write_event(_varint(2 << 3) + _varint(step) + _bytes(5, summary))
 
     def _write_event(self, fields: bytes) -> None:
         data = _double(1, time.time()) + fields

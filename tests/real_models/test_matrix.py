@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import keras_initkit
-from keras_initkit.model_init._trace import model_graph
+from keras_initkit._trace import model_graph
 
 HERE = Path(__file__).parent
 BACKEND = keras.backend.backend()

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import keras_initkit
+from keras_initkit._capture import capture_outputs
 from keras_initkit.callbacks import ActivationStats, ActivationStatsWarning
-from keras_initkit.model_init._capture import capture_outputs
 
 BACKEND = keras.backend.backend()
 

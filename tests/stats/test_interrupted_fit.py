@@ -102,7 +102,7 @@ def test_detach_and_the_context_manager_undo_at_once(tmp_path):
 
 def test_two_patchers_on_one_layer_compose():
     """inspect's capture on top of a live instrumentation takes off only its own wrapper."""
-    from keras_initkit.model_init._capture import capture_outputs
+    from keras_initkit._capture import capture_outputs
 
     model, x, y = model_and_data()
     layer = model.get_layer("d1")

@@ -1,5 +1,6 @@
 """The pure-Python event writer, read back with TensorBoard's and TensorFlow's readers."""
 
+import dataclasses
 import math
 import os
 import re
@@ -10,6 +11,7 @@ import time
 import numpy as np
 import pytest
 
+from keras_initkit.stats import tensorboard
 from keras_initkit.stats.tensorboard import EventWriter, crc32c
 
 pytest.importorskip("tensorboard")
@@ -35,9 +37,32 @@ def _histogram(log_dir, tag):
     return event.step, event.histogram_value
 
 
-def test_crc32c_known_vectors():
-    assert crc32c(b"123456789") == 0xE3069283
-    assert crc32c(b"") == 0
+# RFC 3720 (iSCSI) appendix B.4 and the usual check value.
+CRC32C_VECTORS = [
+    (b"", 0),
+    (b"123456789", 0xE3069283),
+    (bytes(32), 0x8A9136AA),
+    (b"\xff" * 32, 0x62A8AB43),
+    (bytes(range(32)), 0x46DD794E),
+    (bytes(range(31, -1, -1)), 0x113FDB5C),
+]
+
+
+@pytest.mark.parametrize("implementation", [crc32c, tensorboard._crc32c_python,
+                                            tensorboard._crc32c_numpy])
+def test_crc32c_known_vectors(implementation):
+    for data, expected in CRC32C_VECTORS:
+        assert implementation(data) == expected, data
+
+
+def test_crc32c_block_lookups_equal_the_byte_loop_on_random_data():
+    """Every length across the block size (256) and the small-data cut, and long data."""
+    rng = np.random.default_rng(0)
+    lengths = [*range(0, 600), 4096, 70_001]
+    for n in lengths:
+        data = rng.bytes(n)
+        assert tensorboard._crc32c_numpy(data) == tensorboard._crc32c_python(data), n
+        assert crc32c(data) == tensorboard._crc32c_python(data), n
 
 
 def test_scalars_round_trip(tmp_path):
@@ -200,3 +225,41 @@ def test_two_writers_in_the_same_second_use_different_files(tmp_path, monkeypatc
     )
     assert all(".1700000000." in path for path in (first.path, second.path))
     assert sorted(_accumulate(tmp_path).Tags()["scalars"]) == ["a", "b"]
+
+
+def test_one_event_holds_every_value_of_a_step(tmp_path):
+    """`one_event`: many values, one TFRecord; TensorBoard reads each value as before."""
+    with EventWriter(str(tmp_path)) as writer:
+        with writer.one_event(step=4):
+            writer.add_scalar("a/mean", 0.25, 4)
+            writer.add_scalar("b/mean", -0.5, 4)
+            writer.add_histogram("a/activations", [0.0, 1.0, 2.0], [3.0, 1.0], 4)
+            writer.add_scalar("a/mean", 0.75, 5)  # another step: its own event
+        writer.add_scalar("a/mean", 1.0, 6)
+        path = writer.path
+    events = list(EventFileLoader(path).Load())
+    assert [len(e.summary.value) for e in events] == [0, 1, 3, 1]  # file version first
+    assert [e.step for e in events[1:]] == [5, 4, 6]
+    accumulator = _accumulate(tmp_path)
+    assert sorted((e.step, e.value) for e in accumulator.Scalars("a/mean")) == [
+        (4, 0.25), (5, 0.75), (6, 1.0)]
+    assert [e.value for e in accumulator.Scalars("b/mean")] == [-0.5]
+    assert _histogram(tmp_path, "a/activations")[1].bucket == [3.0, 1.0]
+
+
+def test_the_sink_writes_one_event_per_read(tmp_path):
+    from keras_initkit.stats.sinks import TensorBoardSink
+    from keras_initkit.stats.summary import layer_record
+
+    values = np.random.default_rng(0).standard_normal((16, 4)).astype("float32")
+    sink = TensorBoardSink(str(tmp_path))
+    for step in (1, 2, 3):
+        records = [dataclasses.replace(layer_record(values, name, "tanh", bins=8), step=step)
+                   for name in ("d1", "d2")]
+        sink.write(records, [])
+    path = sink.writer.path
+    sink.close()
+    events = list(EventFileLoader(path).Load())[1:]
+    assert [e.step for e in events] == [1, 2, 3]
+    assert all(len(e.summary.value) == 2 * 7 for e in events)  # 6 scalars + 1 histogram
+    assert [e.step for e in _accumulate(tmp_path).Histograms("d2/activations")] == [1, 2, 3]

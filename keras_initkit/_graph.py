@@ -16,8 +16,8 @@ from typing import Any
 
 import keras
 
-from keras_initkit.initializers import calculate_gain
-from keras_initkit.model_init._trace import Call, Graph, TraceError, model_graph, trace_call
+from keras_initkit._trace import Call, Graph, TraceError, model_graph, trace_call
+from keras_initkit.initializers import calculate_gain, nonlinearities
 
 # weight name -> the layer attribute holding its initializer
 INITIALIZER_ATTRIBUTES = {
@@ -57,23 +57,13 @@ PASS_THROUGH = (
     keras.layers.ZeroPadding3D,
 )
 
-ACTIVATION_LAYERS = (
-    keras.layers.Activation,
-    keras.layers.ReLU,
-    keras.layers.LeakyReLU,
-    keras.layers.PReLU,
-    keras.layers.ELU,
-    keras.layers.Softmax,
-)
-
-
 def is_model(layer: Any) -> bool:
     return isinstance(layer, keras.Model)
 
 
 def is_activation_layer(layer: Any) -> bool:
     """An activation layer: Keras's six, or a keras_initkit layer without its own kernel."""
-    if isinstance(layer, ACTIVATION_LAYERS):
+    if isinstance(layer, nonlinearities.ACTIVATION_LAYER_CLASSES):
         return True
     spec = getattr(layer, "nonlinearity_spec", None)
     has_kernel = any(
