@@ -58,6 +58,13 @@ class GradientStats(keras.callbacks.Callback):
     over all their elements, `gradient_max_abs` is the maximum. With
     `steps_per_execution=k`, windows end on multiples of `k`.
 
+    Under data parallelism the values are global: with `tf.distribute` the gradients
+    are the replicas' gradients summed by Keras's all-reduce (what the optimizer
+    applies); with JAX's `keras.distribution.DataParallel` the trainer's gradients are
+    already global. Under `tf.distribute` with several replicas, optimizers that clip,
+    accumulate gradients or scale the loss are refused: Keras does those per replica,
+    before the sum.
+
     Diagnosis (as `GradientStatsWarning`s, once per condition and layer, and in
     `.warnings`): gradients vanishing or exploding towards the input (the first
     layer's weight-gradient RMS below 1/`gradient_ratio` or above `gradient_ratio`
@@ -165,7 +172,6 @@ class GradientStats(keras.callbacks.Callback):
     # -- the fit lifecycle --------------------------------------------------------------
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         model = self.model
-        _refuse_replicas(model)
         self._fit = self._fits
         self._fits += 1
         variables = [v for v in model.trainable_variables if self._watched(_layer_path(model, v))]
@@ -304,18 +310,6 @@ def _layer_path(model: keras.Model, variable: keras.Variable) -> str:
     prefix = f"{model.name}/"
     path = path.removeprefix(prefix)
     return path.rsplit("/", 1)[0] if "/" in path else path
-
-
-def _refuse_replicas(model: keras.Model) -> None:
-    if keras.backend.backend() != "tensorflow":
-        return
-    strategy = getattr(model, "distribute_strategy", None)
-    if strategy is not None and strategy.num_replicas_in_sync > 1:
-        raise NotImplementedError(
-            "GradientStats does not support tf.distribute with more than one replica yet "
-            f"({strategy.num_replicas_in_sync} replicas): the optimizer receives each "
-            "replica's own gradients, so the recorded values would not be global."
-        )
 
 
 def _strings(values: Any) -> bool:
