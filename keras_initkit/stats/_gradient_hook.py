@@ -129,6 +129,7 @@ class GradientHook:
         self.layout = layout
         self.accumulator: Any = None
         self.fold_now = False  # torch: the host's decision for the coming step
+        self.check_nonfinite = False  # on_nan="stop": count NaN/Inf on every step
         self.on_torch = keras.backend.backend() == "torch"
         self.replicas = internals.replicas(model)
         self._patches: list[tuple[Any, str, Any]] = []
@@ -230,7 +231,7 @@ class GradientHook:
 
     def _wrap_apply(self, apply: Any) -> Any:
         def apply_and_record(grads: Any, trainable_variables: Any = None) -> Any:
-            if self.on_torch and not self.fold_now:
+            if self.on_torch and not (self.fold_now or self.check_nonfinite):
                 return apply(grads, trainable_variables)
             given = (
                 list(trainable_variables)
@@ -253,13 +254,15 @@ class GradientHook:
                 watched = [summed.get(id(v.value)) for v in self.variables]
             after = [ops.copy(v.value) for v in self.variables]
             state = ops.copy(self.accumulator.value)
-            if self.on_torch:
+            if self.on_torch and self.fold_now:
                 new = gstats.fold(state, watched, before, after, self.layout, scale)
+            elif self.on_torch:
+                new = gstats.count_nonfinite(state, watched, self.layout)
             else:
                 new = ops.cond(
                     gstats.should_fold(state),
                     lambda: gstats.fold(state, watched, before, after, self.layout, scale),
-                    lambda: gstats.tick(state),
+                    lambda: self._skip(state, watched),
                 )
             self.accumulator.assign(new)
             return result
@@ -285,13 +288,19 @@ class GradientHook:
             new = ops.cond(
                 gstats.should_fold(state),
                 lambda: gstats.fold(state, watched, before, after, self.layout, scale),
-                lambda: gstats.tick(state),
+                lambda: self._skip(state, watched),
             )
             new_optimizer = list(new_optimizer)
             new_optimizer[index] = new
             return new_trainable, new_optimizer
 
         return stateless_apply_and_record
+
+    def _skip(self, state: Any, grads: list[Any]) -> Any:
+        """A step outside the folded range: tick, and count NaN/Inf if checking."""
+        if self.check_nonfinite:
+            return gstats.count_nonfinite(state, grads, self.layout)
+        return gstats.tick(state)
 
     def _wrap_all_reduce(self, all_reduce: Any) -> Any:
         def all_reduce_and_keep(grads_and_vars: Any) -> Any:
