@@ -358,6 +358,14 @@ case("zero_init_residual-fixup-string",
 case("zero_init_residual-sequential",
      lambda: keras_initkit.zero_init_residual(small_model()), "model")
 
+# --- GradientStats ---------------------------------------------------------------------------
+# (ActivationStats has its own catalogue in tests/stats/test_nan_and_arguments.py.)
+GradientStats = keras_initkit.callbacks.GradientStats
+for label, value in {"typo": "raise", "upper": "STOP", "none": None, "bool": True,
+                     "int": 1}.items():
+    case(f"GradientStats-on_nan-{label}", lambda value=value: GradientStats(on_nan=value),
+         "on_nan must be one of 'warn', 'stop', 'ignore'")
+
 
 @pytest.mark.parametrize("call, argument", CASES)
 def test_bad_input_raises_a_value_error_naming_the_argument(call, argument):

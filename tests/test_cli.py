@@ -229,9 +229,18 @@ def test_demo_writes_the_run_folder_and_the_diagnosis(tmp_path):
     assert any(line[0].startswith("vanishing") for line in bad["at_start"])
     assert good["at_start"] == []
     assert "vanishing in" in result.stdout and "test accuracy" in result.stdout
+    # GradientStats' story: the tiny weights' updates barely move them, and the
+    # reinitialized run has nothing to say about gradients.
+    said_bad, _, said_good = result.stdout.partition("reinitialize(model): test accuracy")
+    said_bad = said_bad.partition("init normal:0.01: test accuracy")[2]
+    assert "updates too small to learn in" in said_bad, said_bad
+    assert "gradients" not in said_good and "updates" not in said_good, said_good
+    assert any(line[0].startswith("updates too small") for line in bad["gradients_at_start"])
+    assert good["gradients_at_start"] == [] and good["gradients_at_end"] == []
     assert all(len(line) <= 80 for line in result.stdout.splitlines() if str(out) not in line)
     for run in ("bad_init", "reinitialized"):
         files = set(os.listdir(out / run))
         assert {"activation_stats.csv", "activation_stats.jsonl", "activations"} <= files
         assert os.listdir(out / run / "activations")[0].startswith("events.out.tfevents")
         assert {"layer_stats.png", "histograms.png", "histograms_over_time.png"} <= files
+        assert {"gradient_stats.csv", "gradient_stats.jsonl", "gradient_stats.png"} <= files

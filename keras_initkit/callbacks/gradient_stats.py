@@ -11,6 +11,7 @@ from typing import Any, Self
 import keras
 import numpy as np
 
+from keras_initkit._checks import check_choice
 from keras_initkit.stats import gradient_output as output
 from keras_initkit.stats import gradients as gstats
 from keras_initkit.stats._gradient_hook import GradientHook
@@ -58,6 +59,13 @@ class GradientStats(keras.callbacks.Callback):
     over all their elements, `gradient_max_abs` is the maximum. With
     `steps_per_execution=k`, windows end on multiples of `k`.
 
+    Under data parallelism the values are global: with `tf.distribute` the gradients
+    are the replicas' gradients summed by Keras's all-reduce (what the optimizer
+    applies); with JAX's `keras.distribution.DataParallel` the trainer's gradients are
+    already global. Under `tf.distribute` with several replicas, optimizers that clip,
+    accumulate gradients or scale the loss are refused: Keras does those per replica,
+    before the sum.
+
     Diagnosis (as `GradientStatsWarning`s, once per condition and layer, and in
     `.warnings`): gradients vanishing or exploding towards the input (the first
     layer's weight-gradient RMS below 1/`gradient_ratio` or above `gradient_ratio`
@@ -80,6 +88,13 @@ class GradientStats(keras.callbacks.Callback):
         gradient_ratio: the vanishing/exploding threshold (> 1). Defaults to `100`.
         update_ratio_bounds: `(low, high)` for the update/weight ratio. Defaults to
             `(1e-5, 1e-1)`.
+        on_nan: what non-finite (NaN or Inf) gradients do, as in `ActivationStats`:
+            `"warn"` (default: reported when a record holds them), `"stop"` or
+            `"ignore"`. With `"stop"` every step counts its NaN/Inf gradient values
+            (one more reduction per variable on the steps that do not record); training
+            stops cleanly after the first step that has any, a record of the window is
+            read at once, a warning names the first variable (in the order of
+            `model.trainable_variables`), and `stopped_by` holds the finding.
         log_dir: if given, records are appended to `gradient_stats.csv` and
             `gradient_stats.jsonl` there, and TensorBoard scalars and histograms go to
             `log_dir/gradients`.
@@ -114,6 +129,7 @@ class GradientStats(keras.callbacks.Callback):
         histogram_range: tuple[float, float] = (1e-10, 10.0),
         gradient_ratio: float = 100.0,
         update_ratio_bounds: tuple[float, float] = (1e-5, 1e-1),
+        on_nan: str = "warn",
         log_dir: str | os.PathLike[str] | None = None,
         warn: bool = True,
     ) -> None:
@@ -132,10 +148,12 @@ class GradientStats(keras.callbacks.Callback):
             raise ValueError(f"gradient_ratio must be greater than 1; got {gradient_ratio!r}")
         self.gradient_ratio = float(gradient_ratio)
         self.update_ratio_bounds = _range("update_ratio_bounds", update_ratio_bounds, True)
+        self.on_nan = check_choice("on_nan", on_nan, ("warn", "stop", "ignore"))
         self.log_dir = None if log_dir is None else os.fspath(log_dir)
         self.warn = bool(warn)
         self.records: list[GradientRecord] = []
         self.warnings: list[str] = []
+        self.stopped_by: GradientFinding | None = None
         self._warned: set[tuple[str, str]] = set()
         self._fits = 0
         self._step = 0
@@ -165,7 +183,7 @@ class GradientStats(keras.callbacks.Callback):
     # -- the fit lifecycle --------------------------------------------------------------
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         model = self.model
-        _refuse_replicas(model)
+        self.stopped_by = None
         self._fit = self._fits
         self._fits += 1
         variables = [v for v in model.trainable_variables if self._watched(_layer_path(model, v))]
@@ -178,6 +196,7 @@ class GradientStats(keras.callbacks.Callback):
         )
         self._names = [(_layer_path(model, v), v.name) for v in variables]
         self._hook = GradientHook(model, variables, layout)
+        self._hook.check_nonfinite = self.on_nan == "stop"
         self._hook.install()
         if self.log_dir is not None and self._sink is None:
             self._sink = output.LogDirSink(self.log_dir)
@@ -201,6 +220,8 @@ class GradientStats(keras.callbacks.Callback):
         self._last_batch = batch
         self._step += steps
         self._tick += steps
+        if self.on_nan == "stop" and self._active() and self._stop_if_nonfinite(batch):
+            return
         if isinstance(self.every, int) and (batch + 1) // self.every > self._bucket:
             self._bucket = (batch + 1) // self.every
             self._record(batch)
@@ -265,7 +286,7 @@ class GradientStats(keras.callbacks.Callback):
             raise RuntimeError("GradientStats is not attached to a fit")
         return self._hook
 
-    def _record(self, batch: int) -> None:
+    def _record(self, batch: int, first: GradientFinding | None = None) -> None:
         if not self._active():
             return
         self._model_synced()
@@ -273,6 +294,8 @@ class GradientStats(keras.callbacks.Callback):
         results = gstats.finalize(hook.read(), hook.layout)
         self._start_window()
         if not results:
+            if first is not None and (message := self._report(first)) and self._sink:
+                self._sink.write([], [message])
             return
         edges = hook.layout.edges
         new = [
@@ -282,9 +305,33 @@ class GradientStats(keras.callbacks.Callback):
         ]  # fmt: skip
         self.records.extend(new)
         findings = diagnose(new, self.gradient_ratio, self.update_ratio_bounds)
+        if first is not None:  # its message says training stopped; reported first
+            findings = [first, *findings]
+        if self.on_nan == "ignore":
+            findings = [f for f in findings if f.condition != "nonfinite"]
         messages = [m for f in findings if (m := self._report(f))]
         if self._sink is not None:
             self._sink.write(new, messages)
+
+    def _stop_if_nonfinite(self, batch: int) -> bool:
+        """`on_nan="stop"`: stops training if any gradient so far was NaN or Inf."""
+        self._model_synced()
+        hook = self._installed_hook()
+        counts = gstats.nonfinite_counts(hook.read(), hook.layout)
+        bad = [i for i, count in enumerate(counts) if count > 0]
+        if not bad:
+            return False
+        layer, name = self._names[bad[0]]
+        finding = GradientFinding(
+            "nonfinite", (layer,),
+            f"non-finite gradients (NaN or Inf) by step {self._step} (batch {batch} of "
+            f"epoch {self._epoch}) in {len(bad)} variable(s); the first is {layer}/{name} "
+            f"({counts[bad[0]]:.0f} values); training stopped.",
+        )  # fmt: skip
+        self.stopped_by = finding
+        self.model.stop_training = True
+        self._record(batch, first=finding)
+        return True
 
     def _report(self, finding: GradientFinding) -> str | None:
         warned = self._warned
@@ -304,18 +351,6 @@ def _layer_path(model: keras.Model, variable: keras.Variable) -> str:
     prefix = f"{model.name}/"
     path = path.removeprefix(prefix)
     return path.rsplit("/", 1)[0] if "/" in path else path
-
-
-def _refuse_replicas(model: keras.Model) -> None:
-    if keras.backend.backend() != "tensorflow":
-        return
-    strategy = getattr(model, "distribute_strategy", None)
-    if strategy is not None and strategy.num_replicas_in_sync > 1:
-        raise NotImplementedError(
-            "GradientStats does not support tf.distribute with more than one replica yet "
-            f"({strategy.num_replicas_in_sync} replicas): the optimizer receives each "
-            "replica's own gradients, so the recorded values would not be global."
-        )
 
 
 def _strings(values: Any) -> bool:

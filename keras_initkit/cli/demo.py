@@ -2,10 +2,11 @@
 
 Trains the same MLP on scikit-learn's digits (bundled with scikit-learn, no download)
 twice: once with a bad initialization (default: N(0, 0.01^2) under tanh), once after
-`keras_initkit.reinitialize(model)`. `ActivationStats` records both runs inside the
-training step; the run folder gets its CSV, JSON, TensorBoard logs and PNG plots, and
-the command prints which layers vanished, saturated, exploded or died, and the test
-accuracy of each run.
+`keras_initkit.reinitialize(model)`. `ActivationStats` and `GradientStats` record both
+runs inside the training step; the run folder gets their CSV, JSON, TensorBoard logs and
+PNG plots, and the command prints which layers vanished, saturated, exploded or died,
+where the gradients tell the story (vanishing or exploding towards the input, updates
+too small for the layers to learn), and the test accuracy of each run.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_initkit.callbacks import ActivationStats
+from keras_initkit.callbacks import ActivationStats, GradientStats
 from keras_initkit.cli._choices import activation_function, make_initializer
 from keras_initkit.model_init import lsuv, reinitialize
 from keras_initkit.stats import diagnose
 from keras_initkit.stats.export import atomic_write_text
+from keras_initkit.stats.gradient_diagnosis import diagnose as diagnose_gradients
 
 __all__ = ["run"]
 
@@ -88,7 +90,33 @@ def _summarize_findings(records: list[Any]) -> list[tuple[str, str]]:
     return lines
 
 
-def _reads(stats: ActivationStats) -> list[list[Any]]:
+# How each gradient finding reads in the demo's list (its message follows).
+_GRADIENT_WORDS = {
+    "vanishing": "gradients vanishing towards the input",
+    "exploding": "gradients exploding towards the input",
+    "update_too_small": "updates too small to learn",
+    "update_too_large": "updates too large (unstable)",
+    "nonfinite": "non-finite gradients",
+    "dead": "dead gradients",
+}
+
+
+def _summarize_gradients(records: list[Any]) -> list[tuple[str, str]]:
+    """Per `GradientStats` finding in one read: `(which layers, what it says)`."""
+    layers = list(dict.fromkeys(r.layer for r in records))
+    lines = []
+    for finding in diagnose_gradients(records):  # GradientStats' own thresholds
+        what = _GRADIENT_WORDS.get(finding.condition, finding.condition)
+        named = list(finding.layers)
+        message = finding.message
+        if finding.condition in ("vanishing", "exploding"):  # `what` says it already
+            message = message.partition(": ")[2]
+        lines.append((f"{what} in {len(named)} of {len(layers)} layers ({_names(named)})",
+                      message))
+    return lines
+
+
+def _reads(stats: Any) -> list[list[Any]]:
     steps = sorted({r.step for r in stats.records})
     return [[r for r in stats.records if r.step == step] for step in steps]
 
@@ -98,16 +126,19 @@ def _train(label: str, model: keras.Model, data: tuple, epochs: int, folder: str
     model.compile(keras.optimizers.SGD(LEARNING_RATE, momentum=0.9),
                   "sparse_categorical_crossentropy", metrics=["accuracy"])
     stats = ActivationStats(every=EVERY, log_dir=folder, warn=False)
+    gradients = GradientStats(every=EVERY, log_dir=folder, warn=False)
     model.fit(x_train, y_train, batch_size=BATCH_SIZE, epochs=epochs, verbose=0,
-              callbacks=[stats, _Progress(label, epochs)])
+              callbacks=[stats, gradients, _Progress(label, epochs)])
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
     reads = _reads(stats)
+    gradient_reads = _reads(gradients)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             first_step = reads[0][0].step
             over_time = stats.plot_histograms(over_time=True)
             for name, figure in (("layer_stats.png", stats.plot()),
+                                 ("gradient_stats.png", gradients.plot()),
                                  ("histograms.png", stats.plot_histograms(step=first_step)),
                                  ("histograms_over_time.png", over_time)):
                 figure.savefig(os.path.join(folder, name), dpi=90)
@@ -119,6 +150,8 @@ def _train(label: str, model: keras.Model, data: tuple, epochs: int, folder: str
         "last_step": reads[-1][0].step,
         "at_start": _summarize_findings(reads[0]),
         "at_end": _summarize_findings(reads[-1]),
+        "gradients_at_start": _summarize_gradients(gradient_reads[0]),
+        "gradients_at_end": _summarize_gradients(gradient_reads[-1]),
         "std_at_start": {r.layer: r.stats["std"] for r in reads[0]},
         "std_at_end": {r.layer: r.stats["std"] for r in reads[-1]},
         "files": sorted(os.listdir(folder)),
@@ -132,6 +165,7 @@ def _print_diagnosis(label: str, result: dict[str, Any]) -> None:
         step = result["first_step" if when == "at_start" else "last_step"]
         print(f"  after {step} batches:")
         findings = result[when] or [("no vanishing, exploding, saturated or dead layers", "")]
+        findings = findings + result[f"gradients_{when}"]
         for layers, message in findings:
             condition = layers.split(" in ", 1)[0]
             # Said already: name the layers only.
@@ -187,8 +221,8 @@ def run(args: Any) -> int:
     data = _load_data(args.seed)
     print(f"digits (8x8 images, {len(data[0][0])} to train, {len(data[1][0])} to test); "
           f"{args.depth} x Dense({args.width}, {activation}),\nSGD {LEARNING_RATE} with "
-          f"momentum 0.9, backend {keras.backend.backend()};\nActivationStats records one "
-          f"batch in {EVERY}")
+          f"momentum 0.9, backend {keras.backend.backend()};\nActivationStats and "
+          f"GradientStats record one batch in {EVERY}")
 
     runs = {}
     for key, label in (("bad_init", f"init {init}"), ("reinitialized", "reinitialize(model)")):
@@ -217,5 +251,6 @@ def run(args: Any) -> int:
     bad, good = runs["bad_init"]["test_accuracy"], runs["reinitialized"]["test_accuracy"]
     print(f"\ntest accuracy: {bad:.3f} with {init}, {good:.3f} after reinitialize(model)")
     print(f"\nrun folder {args.out}: summary.json; per run, activation_stats.csv/.jsonl,\n"
-          f"PNG plots and TensorBoard logs (tensorboard --logdir {args.out})")
+          f"gradient_stats.csv/.jsonl, PNG plots and TensorBoard logs\n"
+          f"(tensorboard --logdir {args.out})")
     return 0

@@ -18,6 +18,15 @@ JAX, whose trainer threads the optimizer variables through the compiled step as 
   without `force` before any callback runs, so a hook left behind by a `fit` that
   raised (Keras skips `on_train_end` then) removes itself before the next training.
 
+Under `tf.distribute` with several replicas, `apply` runs once per replica with that
+replica's own gradients; Keras sums them across replicas later, in the TF optimizer's
+`_all_reduce_sum_gradients`. The hook wraps that method too and folds the summed
+gradients it returns (the global gradients the optimizer applies), on every replica
+alike; the vector is a sync-on-read variable read from the first replica. Keras clips
+each replica's gradient before that sum, so clipping, gradient accumulation and loss
+scaling are refused there (`check_distribution`). Under JAX's `DataParallel` the
+trainer's gradients are already global: nothing changes.
+
 The private optimizer attributes used are listed in `PRIVATE_API`; `check()` raises
 `KerasInternalsChanged` naming any that a Keras release no longer has (it runs at every
 `install`, and in the tests).
@@ -25,11 +34,13 @@ The private optimizer attributes used are listed in `PRIVATE_API`; `check()` rai
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import keras
 from keras import ops
 
+from keras_initkit.stats import _keras_internals as internals
 from keras_initkit.stats import gradients as gstats
 
 PRIVATE_API = (
@@ -39,6 +50,13 @@ PRIVATE_API = (
         "_trainable_variables",
         ("the order of the trainable values `stateless_apply` receives (JAX), and the "
         "variables `apply(grads)` updates when called without them"),
+    ),
+)
+# TensorFlow only: the TF optimizer's all-reduce of the replicas' gradients.
+PRIVATE_API_TF = (
+    (
+        "_all_reduce_sum_gradients",
+        "read the gradients summed across `tf.distribute` replicas",
     ),
 )
 _MARK = "_keras_initkit_gradient_hook"
@@ -59,10 +77,11 @@ def check() -> None:
     layer.build((None, 3))
     optimizer = keras.optimizers.SGD()
     optimizer.build(layer.trainable_variables)
+    private = [("BaseOptimizer", name, why) for name, why in PRIVATE_API]
+    if keras.backend.backend() == "tensorflow":
+        private += [("TFOptimizer", name, why) for name, why in PRIVATE_API_TF]
     missing = [
-        f"BaseOptimizer.{name} ({why})"
-        for name, why in PRIVATE_API
-        if not hasattr(optimizer, name)
+        f"{owner}.{name} ({why})" for owner, name, why in private if not hasattr(optimizer, name)
     ]
     if not missing:
         probe = keras.Variable(0.0, trainable=False, name="probe")
@@ -75,6 +94,12 @@ def check() -> None:
         order = list(optimizer._trainable_variables)
         if [id(v) for v in order] != [id(v) for v in layer.trainable_variables]:
             missing.append("BaseOptimizer._trainable_variables is not the build order")
+        if keras.backend.backend() == "tensorflow":
+            pairs = [(ops.ones(v.shape), v.value) for v in layer.trainable_variables]
+            summed = list(optimizer._all_reduce_sum_gradients(pairs))
+            if [v for _, v in summed] != [v for _, v in pairs]:
+                missing.append("TFOptimizer._all_reduce_sum_gradients no longer returns "
+                               "(gradient, variable) pairs")
     if missing:
         raise KerasInternalsChanged(
             f"keras {keras.__version__} no longer has: {', '.join(missing)}. "
@@ -104,8 +129,12 @@ class GradientHook:
         self.layout = layout
         self.accumulator: Any = None
         self.fold_now = False  # torch: the host's decision for the coming step
+        self.check_nonfinite = False  # on_nan="stop": count NaN/Inf on every step
         self.on_torch = keras.backend.backend() == "torch"
+        self.replicas = internals.replicas(model)
         self._patches: list[tuple[Any, str, Any]] = []
+        # tf.distribute: the all-reduced gradients, per replica (each runs in a thread).
+        self._summed = threading.local()
 
     @property
     def installed(self) -> bool:
@@ -123,20 +152,32 @@ class GradientHook:
         check()
         if optimizer is None:
             raise ValueError("GradientStats needs a compiled model (model.optimizer is None).")
+        check_distribution(model)
         if not optimizer.built:
             optimizer.build(model.trainable_variables)
-        self.accumulator = keras.Variable(
-            self.layout.empty(),
-            trainable=False,
-            autocast=False,
-            dtype="float32",
-            name="gradient_stats",
+        # Under tf.distribute every replica folds the same global values into its own
+        # copy (no cross-replica traffic); the host reads the first replica's.
+        options = (
+            {"synchronization": "on_read", "aggregation": "only_first_replica"}
+            if self.replicas > 1
+            else {}
         )
+        with internals.strategy_scope(model):
+            self.accumulator = keras.Variable(
+                self.layout.empty(),
+                trainable=False,
+                autocast=False,
+                dtype="float32",
+                name="gradient_stats",
+                **options,
+            )
         optimizer._track_variable(self.accumulator)
         if keras.backend.backend() == "jax":
             self._patch(optimizer, "stateless_apply", self._wrap_stateless_apply)
         else:
             self._patch(optimizer, "apply", self._wrap_apply)
+        if self.replicas > 1:
+            self._patch(optimizer, "_all_reduce_sum_gradients", self._wrap_all_reduce)
         self._patch(optimizer, "save_own_variables", self._wrap_save)
         self._patch(optimizer, "load_own_variables", self._wrap_load)
         self._patch(model, "make_train_function", self._wrap_make_train_function)
@@ -164,11 +205,17 @@ class GradientHook:
     # -- host side ----------------------------------------------------------------------
     def start_window(self, fold_from: float, fold_until: float) -> None:
         """Empties the vector; the window folds its steps `fold_from..fold_until-1`."""
-        self.accumulator.assign(self.layout.empty(fold_from, fold_until))
+        internals.assign_locals(self.model, self.accumulator,
+                                self.layout.empty(fold_from, fold_until))
 
     def read(self) -> Any:
-        """The vector as NumPy (on JAX the model must have been synced)."""
-        return ops.convert_to_numpy(self.accumulator.value)
+        """The vector as NumPy (on JAX the model must have been synced).
+
+        Under `tf.distribute`, the first replica's copy: every replica folded the same
+        global gradients, weights and updates.
+        """
+        first = internals.local_values(self.model, self.accumulator)[0]
+        return ops.convert_to_numpy(first)
 
     # -- the wrappers -------------------------------------------------------------------
     def _scale(self, optimizer_values: list[Any] | None = None) -> Any:
@@ -184,7 +231,7 @@ class GradientHook:
 
     def _wrap_apply(self, apply: Any) -> Any:
         def apply_and_record(grads: Any, trainable_variables: Any = None) -> Any:
-            if self.on_torch and not self.fold_now:
+            if self.on_torch and not (self.fold_now or self.check_nonfinite):
                 return apply(grads, trainable_variables)
             given = (
                 list(trainable_variables)
@@ -199,16 +246,23 @@ class GradientHook:
             # tf.Variable itself through); torch updates it in place.
             before = [ops.copy(v.value) for v in self.variables]
             scale = self._scale()
+            summed: dict[int, Any] = {}
+            self._summed.pairs = summed
             result = apply(grads, trainable_variables)
+            self._summed.pairs = None
+            if self.replicas > 1:  # the replicas' gradients summed, as applied
+                watched = [summed.get(id(v.value)) for v in self.variables]
             after = [ops.copy(v.value) for v in self.variables]
             state = ops.copy(self.accumulator.value)
-            if self.on_torch:
+            if self.on_torch and self.fold_now:
                 new = gstats.fold(state, watched, before, after, self.layout, scale)
+            elif self.on_torch:
+                new = gstats.count_nonfinite(state, watched, self.layout)
             else:
                 new = ops.cond(
                     gstats.should_fold(state),
                     lambda: gstats.fold(state, watched, before, after, self.layout, scale),
-                    lambda: gstats.tick(state),
+                    lambda: self._skip(state, watched),
                 )
             self.accumulator.assign(new)
             return result
@@ -234,13 +288,29 @@ class GradientHook:
             new = ops.cond(
                 gstats.should_fold(state),
                 lambda: gstats.fold(state, watched, before, after, self.layout, scale),
-                lambda: gstats.tick(state),
+                lambda: self._skip(state, watched),
             )
             new_optimizer = list(new_optimizer)
             new_optimizer[index] = new
             return new_trainable, new_optimizer
 
         return stateless_apply_and_record
+
+    def _skip(self, state: Any, grads: list[Any]) -> Any:
+        """A step outside the folded range: tick, and count NaN/Inf if checking."""
+        if self.check_nonfinite:
+            return gstats.count_nonfinite(state, grads, self.layout)
+        return gstats.tick(state)
+
+    def _wrap_all_reduce(self, all_reduce: Any) -> Any:
+        def all_reduce_and_keep(grads_and_vars: Any) -> Any:
+            pairs = list(all_reduce(grads_and_vars))
+            summed = getattr(self._summed, "pairs", None)
+            if summed is not None:
+                summed.update({id(v): g for g, v in pairs})
+            return pairs
+
+        return all_reduce_and_keep
 
     def _wrap_save(self, save: Any) -> Any:
         def save_without_statistics(store: Any) -> None:
@@ -274,6 +344,34 @@ class GradientHook:
             return make_train_function(force=force)
 
         return make_train_function_or_clean_up
+
+
+def check_distribution(model: keras.Model) -> None:
+    """Raises if `model` trains under `tf.distribute` in a way the hook cannot record.
+
+    With several replicas Keras clips each replica's gradient, accumulates it, and
+    checks it for the loss scale before the all-reduce, so no global gradient before
+    those steps exists in the training step.
+    """
+    replicas = internals.replicas(model)
+    if replicas <= 1:
+        return
+    optimizer = model.optimizer
+    refused = [
+        f"{name}={getattr(optimizer, name)!r}"
+        for name in ("clipnorm", "clipvalue", "global_clipnorm", "gradient_accumulation_steps")
+        if getattr(optimizer, name, None)
+    ]
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        refused.append("a LossScaleOptimizer (mixed precision)")
+    if refused:
+        raise NotImplementedError(
+            f"GradientStats under tf.distribute ({replicas} replicas) supports optimizers "
+            "without clipping, gradient accumulation or loss scaling: Keras applies "
+            "those to each replica's own gradient before summing them, so the step "
+            f"holds no global gradient to record. This optimizer has {', '.join(refused)}."
+            " (One replica, or keras.distribution.DataParallel on JAX, supports them.)"
+        )
 
 
 def _position(values: list[Any], item: Any) -> int:

@@ -97,6 +97,12 @@ def assign_locals(model: keras.Model, variable: keras.Variable, value: Any) -> N
     variable.assign(value)
 
 
+def replicas(model: keras.Model) -> int:
+    """How many `tf.distribute` replicas train `model` in sync (1 on other backends)."""
+    strategy = getattr(model, "distribute_strategy", None) if _is_tensorflow() else None
+    return 1 if strategy is None else int(strategy.num_replicas_in_sync)
+
+
 def strategy_scope(model: keras.Model) -> Any:
     """The scope new variables must be created in (the model's distribution strategy)."""
     strategy = getattr(model, "distribute_strategy", None) if _is_tensorflow() else None

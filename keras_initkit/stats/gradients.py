@@ -2,9 +2,11 @@
 
 The vector is laid out as
 
-    [tick, fold_from, fold_until, steps, block_0, block_1, ...]
+    [tick, fold_from, fold_until, steps, unfolded_0, unfolded_1, ..., block_0, block_1, ...]
 
-with one block per watched trainable variable:
+with one `unfolded` count and one block per watched trainable variable. `unfolded_i`
+counts the NaN/Inf gradient values of variable `i` on the steps outside the folded range
+(only when the step checks them: `count_nonfinite`, for `on_nan="stop"`); each block is
 
     [grad_norm, grad_sumsq, grad_sum, grad_max_abs, grad_nonfinite, grad_zeros,
      weight_norm, weight_sumsq, update_norm, update_sumsq, histogram (bins + 2)]
@@ -83,8 +85,17 @@ class GradientLayout:
         return len(FIELDS) + self.bins + 2
 
     @property
+    def head(self) -> int:
+        """Where the first block starts (after the counters and `unfolded` counts)."""
+        return HEAD + len(self.sizes)
+
+    @property
     def size(self) -> int:
-        return HEAD + self.block * len(self.sizes)
+        return self.head + self.block * len(self.sizes)
+
+    def start(self, index: int) -> int:
+        """Where the block of variable `index` starts."""
+        return self.head + index * self.block
 
     @property
     def edges(self) -> np.ndarray:
@@ -121,9 +132,9 @@ def fold(state, grads, before, after, layout: GradientLayout, scale=None):
         scale: the loss scale the gradients carry (divided out), or `None`.
     """
     head = state[:HEAD] + ops.convert_to_tensor([1.0, 0.0, 0.0, 1.0], "float32")
-    blocks = [head]
+    blocks = [head, state[HEAD : layout.head]]
     for index, (g, w0, w1) in enumerate(zip(grads, before, after, strict=True)):
-        start = HEAD + index * layout.block
+        start = layout.start(index)
         old = state[start : start + layout.block]
         w0 = ops.reshape(ops.cast(w0, "float32"), (-1,))
         w1 = ops.reshape(ops.cast(w1, "float32"), (-1,))
@@ -133,6 +144,32 @@ def fold(state, grads, before, after, layout: GradientLayout, scale=None):
         size = float(layout.sizes[index])
         blocks.append(_fold_one(old, ops.stop_gradient(g), w0, w1, layout, size))
     return ops.concatenate(blocks)
+
+
+def count_nonfinite(state, grads, layout: GradientLayout):
+    """`state` ticked, with each gradient's NaN/Inf values added to its `unfolded` count.
+
+    For the steps outside the folded range when `on_nan="stop"` checks every step.
+    """
+    if not grads:
+        return tick(state)
+    counts = [
+        ops.zeros((), "float32")
+        if g is None
+        else float(size) - ops.sum(ops.cast(ops.isfinite(ops.cast(g, "float32")), "float32"))
+        for g, size in zip(grads, layout.sizes, strict=True)
+    ]
+    unfolded = state[HEAD : layout.head] + ops.stack(counts)
+    return ops.concatenate(
+        [ops.expand_dims(state[TICK] + 1.0, 0), state[1:HEAD], unfolded, state[layout.head :]]
+    )
+
+
+def nonfinite_counts(vector: np.ndarray, layout: GradientLayout) -> np.ndarray:
+    """Per variable, its NaN/Inf gradient values in the window so far (folded or not)."""
+    vector = np.asarray(vector, dtype="float64")
+    folded = [vector[layout.start(i) + _F["grad_nonfinite"]] for i in range(len(layout.sizes))]
+    return vector[HEAD : layout.head] + np.asarray(folded, dtype="float64")
 
 
 def _fold_one(old, g, w0, w1, layout: GradientLayout, size: float):
@@ -190,7 +227,7 @@ def finalize(vector: np.ndarray, layout: GradientLayout) -> list[tuple[dict, np.
         return []
     out = []
     for index, size in enumerate(layout.sizes):
-        start = HEAD + index * layout.block
+        start = layout.start(index)
         block = vector[start : start + layout.block]
         f = {name: block[i] for i, name in enumerate(FIELDS)}
         elements = max(size, 1) * steps

@@ -271,6 +271,7 @@ def test_layer_selection_and_nested_paths():
         ({"update_ratio_bounds": (1e-2, 1e-4)}, "update_ratio_bounds must be"),
         ({"gradient_ratio": 1.0}, "gradient_ratio must be greater than 1; got 1.0"),
         ({"layers": 3}, "layers must be None, a list"),
+        ({"on_nan": "raise"}, "on_nan must be one of 'warn', 'stop', 'ignore'; got 'raise'"),
     ],
 )
 def test_bad_arguments_are_refused_early(kwargs, text):
@@ -341,6 +342,61 @@ def test_nonfinite_gradients_name_the_first_variable():
     assert stats.records[0].stats["gradient_nonfinite"] > 0
     message = [m for m in stats.warnings if "non-finite" in m]
     assert len(message) == 1 and "the first is dense_0/kernel" in message[0]
+
+
+def fit_with_nan_gradients_at_step(step, on_nan, every=5):
+    """40 steps of 4 rows; the rows of step `step` hold a NaN, so its gradients do."""
+    model = mlp()
+    model.compile(keras.optimizers.SGD(0.01), "sparse_categorical_crossentropy")
+    x, y = data(n=160)
+    x[(step - 1) * 4, 0] = np.nan
+    seen = []
+
+    class Count(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(batch + 1)
+
+    stats = GradientStats(every=every, on_nan=on_nan)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0,
+                  callbacks=[stats, Count()])
+    said = [str(w.message) for w in caught if issubclass(w.category, GradientStatsWarning)]
+    return stats, seen[-1], [m for m in said if "non-finite" in m]
+
+
+@pytest.mark.parametrize("every", [5, 1])  # the step outside a record window, and in one
+def test_on_nan_stop_stops_at_the_first_nonfinite_step(every):
+    stats, last, said = fit_with_nan_gradients_at_step(13, "stop", every=every)
+    assert last == 13  # with every=5 the window would end at 15
+    finding = stats.stopped_by
+    assert finding is not None and finding.condition == "nonfinite"
+    assert finding.layers == ("dense_0",)
+    assert "the first is dense_0/kernel" in finding.message and "step 13" in finding.message
+    assert len(said) == 1 and "training stopped" in said[0]
+    if every == 1:  # the record of the step is read at once and holds the NaNs
+        assert stats.records[-1].step == 13
+        assert stats.records[-1].stats["gradient_nonfinite"] > 0
+
+
+def test_on_nan_warn_reports_and_goes_on_and_ignore_is_silent():
+    stats, last, said = fit_with_nan_gradients_at_step(13, "warn")
+    assert last == 40 and stats.stopped_by is None
+    assert len(said) == 1 and "the first is dense_0/kernel" in said[0]
+    assert stats.records[-1].stats["gradient_nonfinite"] > 0
+    stats, last, said = fit_with_nan_gradients_at_step(13, "ignore")
+    assert last == 40 and stats.stopped_by is None and said == []
+    assert not any("non-finite" in m for m in stats.warnings)
+
+
+def test_on_nan_stop_with_finite_gradients_changes_nothing():
+    model = mlp()
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = data(n=64)
+    stats = GradientStats(every=3, on_nan="stop", warn=False)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[stats])
+    assert stats.stopped_by is None
+    assert sorted({r.step for r in stats.records}) == [3, 6, 9, 12, 15, 16]
 
 
 def test_dead_layer_is_named():
