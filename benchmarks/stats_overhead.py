@@ -57,7 +57,10 @@ batch 16) is optional: slow, and not part of `both`.
 
 Two more measures. `every batch (first fold)` runs the fold as it was before issue 18
 (`benchmarks/_first_fold.py`) in the same rounds, so the effect of the fold alone is
-measured under the same load. `first epoch` is the CPU time of each `fit`'s first epoch,
+measured under the same load; `every batch (keras.ops fold)` runs the package's
+`keras.ops` fold where the step would run a native one (TensorFlow graph mode, eager
+torch; the same fold elsewhere), so the native fold's effect is measured in the same
+rounds too. `first epoch` is the CPU time of each `fit`'s first epoch,
 which includes tracing and compiling the train function (every `fit` retraces, with or
 without the callback), as a ratio to plain `fit`'s first epoch.
 """
@@ -194,12 +197,12 @@ elif BACKEND == "torch":
         torch.set_num_interop_threads(1)
 
 from keras_initkit.callbacks import ActivationStats, ActivationStatsWarning
-from keras_initkit.stats import instrument
+from keras_initkit.stats import accumulator, instrument
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _first_fold import reference_fold
 
-CURRENT_FOLD = instrument.fold
+CURRENT_FOLD_FOR = instrument.fold_for
 
 SEED = 0
 GOALS = {"default": 1.03, "every batch": 1.15}
@@ -328,11 +331,18 @@ CONFIGS = {
     "every batch (first fold)": lambda sample: ActivationStats(
         every=1, batches_per_record="all"
     ),
+    "every batch (keras.ops fold)": lambda sample: ActivationStats(
+        every=1, batches_per_record="all"
+    ),
     "probe@50": lambda sample: ProbeStats(50, sample),
     "probe@1": lambda sample: ProbeStats(1, sample),
 }
-# Configurations that run another fold than the package's (swapped in around their fit).
-FOLDS = {"every batch (first fold)": reference_fold}
+# Configurations that run another fold than the package's (swapped in around their fit):
+# the first fold, and the current `keras.ops` fold where the backend has a native one.
+FOLDS = {
+    "every batch (first fold)": reference_fold,
+    "every batch (keras.ops fold)": accumulator.fold,
+}
 
 
 def run_workload(
@@ -370,7 +380,8 @@ def run_workload(
             timer = EpochTimer()
             extra = [] if callbacks[config] is None else [callbacks[config]]
             gc.collect()
-            instrument.fold = FOLDS.get(config, CURRENT_FOLD)
+            if config in FOLDS:
+                instrument.fold_for = lambda jit_compile=False, f=FOLDS[config]: f
             models[config].fit(
                 x,
                 y,
@@ -380,7 +391,7 @@ def run_workload(
                 verbose=0,
                 callbacks=[timer.start, *extra, timer.end],
             )
-            instrument.fold = CURRENT_FOLD
+            instrument.fold_for = CURRENT_FOLD_FOR
             timed = timer.epochs[1:]  # the first epoch traces and compiles
             per_round[config].append(
                 (

@@ -42,7 +42,7 @@ from keras import ops
 
 from keras_initkit import _patch
 from keras_initkit.stats import _keras_internals as internals
-from keras_initkit.stats.accumulator import Layout, count_nonfinite, fold, merge
+from keras_initkit.stats.accumulator import Layout, count_nonfinite, fold_for, merge
 
 if TYPE_CHECKING:
     from keras_initkit.stats.targets import Target
@@ -77,6 +77,7 @@ class Instrumentation:
         self.check_nonfinite = check_nonfinite_every_step
         self.control: Any = None
         self.fold_now = False  # torch: the host's decision for the coming step
+        self.fold = fold_for()  # the step's fold, chosen again when the step is rebuilt
         self.call_order: list[int] = []  # slot indices in the order the step calls them
         self._torch = keras.backend.backend() == "torch"
         self._installed = False
@@ -193,6 +194,7 @@ class Instrumentation:
                 )
                 if _JAX:
                     internals.attach_state(self.slots[0].target.layer, self.control)
+        self.fold = fold_for(bool(getattr(self.model, "jit_compile", False)))
         self.model.make_train_function(force=True)
 
     def remove(self) -> None:
@@ -239,7 +241,7 @@ class Instrumentation:
         if slot.variable is None:  # still learning shapes
             slot.shapes.append(tuple(y.shape))
             return
-        layout, state = slot.layout, slot.variable.value
+        layout, state, fold = slot.layout, slot.variable.value, self.fold
         if self._torch:
             if self.fold_now:
                 slot.variable.assign(fold(state, y, layout))

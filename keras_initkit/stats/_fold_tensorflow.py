@@ -1,0 +1,129 @@
+"""The activation fold in TensorFlow ops, for TensorFlow's graph mode (issue 18, lever 2).
+
+Imported only on the TensorFlow backend (`accumulator.fold_for` imports it lazily), so the
+package imports without TensorFlow under JAX and torch. It returns the vector of
+`accumulator.fold` (`tests/stats/test_native_fold.py` checks it) with fewer, cheaper
+kernels; in graph mode every op is its own unfused kernel, one pass over the tensor each:
+
+- a batch whose values are all finite (its sum is finite; the usual case) takes a fast
+  branch that needs no finite mask: no `where` (a slow kernel in TensorFlow: a select
+  with broadcasting, costing about three elementwise passes) and no mask products;
+- the histogram is one `tf.math.bincount` of the bin indices (a counting kernel) instead of
+  a segment sum of ones (a scatter-add of a float per value).
+
+A batch with NaN or Inf (or whose sum overflows) takes `accumulator.fold` itself. On
+finite values the two branches do the same arithmetic, so they agree bit for bit.
+
+It is not used when the training step itself is compiled by XLA (`jit_compile=True`):
+there XLA fuses `accumulator.fold` already, and `bincount` cannot be compiled.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+
+from keras_initkit.stats import accumulator
+from keras_initkit.stats.accumulator import (
+    BATCHES,
+    COUNT,
+    HEAD,
+    INF,
+    M2,
+    MAX,
+    MEAN,
+    MIN,
+    NAN,
+    NONFINITE_CALLS,
+    SATURATED,
+    ZEROS,
+    Layout,
+)
+
+
+def fold(state: Any, x: Any, layout: Layout) -> Any:
+    """`accumulator.fold(state, x, layout)`, computed with TensorFlow kernels."""
+    values = tf.cast(tf.stop_gradient(x), tf.float32)
+    if layout.max_rows is not None and values.shape.rank:
+        values = values[: layout.max_rows]
+    flat = tf.reshape(values, (-1,))
+    total = tf.reduce_sum(flat)
+    return tf.cond(
+        tf.math.is_finite(total),
+        lambda: _finite_fold(state, values, flat, total, layout),
+        lambda: accumulator.fold(state, x, layout),
+    )
+
+
+def _finite_fold(state: Any, values: Any, flat: Any, total: Any, layout: Layout) -> Any:
+    """The fold of a tensor whose values are all finite (`total` is their sum)."""
+    n0, mean0, m2_0 = state[COUNT], state[MEAN], state[M2]
+    n1 = tf.cast(tf.size(flat), tf.float32)
+    mean1 = total / tf.maximum(n1, 1.0)
+    m2_1 = tf.reduce_sum(tf.math.squared_difference(flat, mean1))
+    n = n0 + n1
+    delta = mean1 - mean0
+    share = n1 / tf.maximum(n, 1.0)
+    zero = tf.zeros((), tf.float32)
+    head = tf.stack(
+        [
+            n,
+            mean0 + delta * share,
+            m2_0 + m2_1 + tf.square(delta) * n0 * share,
+            tf.minimum(state[MIN], tf.reduce_min(flat)),
+            tf.maximum(state[MAX], tf.reduce_max(flat)),
+            state[ZEROS] + tf.reduce_sum(tf.cast(tf.equal(flat, 0.0), tf.float32)),
+            state[SATURATED] + _saturated(flat, layout),
+            state[NAN] + zero,
+            state[INF] + zero,
+            state[BATCHES] + 1.0,
+            state[NONFINITE_CALLS] + zero,
+        ]
+    )
+    start = HEAD + layout.bins + 2
+    parts = [head, state[HEAD:start] + _histogram(flat, layout)]
+    if layout.units:
+        units = _units_view(values, layout)
+        fired = start + layout.units
+        parts.append(tf.maximum(state[start:fired], tf.reduce_max(tf.abs(units), axis=0)))
+        parts.append(tf.maximum(state[fired:], tf.reshape(_spread(units), (1,))))
+    return tf.concat(parts, axis=0)
+
+
+def _spread(units: Any) -> Any:
+    """`accumulator.unit_spread` of finite units: the largest finite `|u_j - u_0|`."""
+    gaps = tf.abs(units - units[:, :1])
+    spread = tf.reduce_max(gaps)
+    return tf.cond(  # a gap between finite values can still overflow
+        tf.math.is_finite(spread),
+        lambda: spread,
+        lambda: tf.reduce_max(tf.where(tf.math.is_finite(gaps), gaps, 0.0)),
+    )
+
+
+def _histogram(flat: Any, layout: Layout) -> Any:
+    """The `bins + 2` counts `[under, bins..., over]` of finite values, one `bincount`."""
+    bins = layout.bins
+    scaled = (flat - layout.low) * (bins / (layout.high - layout.low))
+    index = tf.cast(tf.floor(tf.clip_by_value(scaled, -1.0, float(bins))), tf.int32) + 1
+    return tf.math.bincount(index, minlength=bins + 2, maxlength=bins + 2, dtype=tf.float32)
+
+
+def _saturated(flat: Any, layout: Layout) -> Any:
+    if layout.saturation is None:
+        return tf.zeros((), tf.float32)
+    low, high = layout.saturation
+    margin = (1.0 - layout.saturation_threshold) * (high - low) / 2.0
+    hit = tf.logical_or(flat <= low + margin, flat >= high - margin)
+    return tf.reduce_sum(tf.cast(hit, tf.float32))
+
+
+def _units_view(values: Any, layout: Layout) -> Any:
+    """`values` as `(rows, units)`, as `accumulator._units_view`."""
+    rank = values.shape.rank
+    if layout.unit_axis not in (-1, rank - 1):
+        values = tf.experimental.numpy.moveaxis(values, layout.unit_axis, -1)
+    return tf.reshape(values, (-1, layout.units))
+
+

@@ -1,0 +1,204 @@
+"""The native folds (TensorFlow graph mode, eager torch) against the `keras.ops` fold.
+
+`accumulator.fold_for` gives the training step a fold written in the backend's own ops
+where that is faster (issue 18, lever 2); `accumulator.fold` (keras.ops) stays the
+reference and the fallback. On random data with NaN, Inf, exact zeros and saturated
+values, in float32, float16 and bfloat16, for dense, channels-last conv, sequence and
+channels-first outputs, each native fold must give the reference's vector: counts,
+histogram and unit peaks exactly, moments and extremes within 1e-6 relative (they are
+equal bit for bit as measured; the tolerance leaves room for a kernel's summation order).
+Each case folds twice, so the merge with a non-empty state is covered. On JAX there is no
+native fold: `fold_for` must return the reference itself.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from keras_initkit.callbacks import ActivationStats
+from keras_initkit.stats import accumulator
+from keras_initkit.stats.accumulator import (
+    BATCHES,
+    COUNT,
+    HEAD,
+    INF,
+    M2,
+    MAX,
+    MEAN,
+    MIN,
+    NAN,
+    NONFINITE_CALLS,
+    SATURATED,
+    ZEROS,
+    Layout,
+    fold,
+    fold_for,
+)
+
+BACKEND = keras.backend.backend()
+NATIVE = BACKEND in ("tensorflow", "torch")
+needs_native = pytest.mark.skipif(not NATIVE, reason="no native fold on this backend")
+
+
+def _data(rng, shape, nonfinite, scale, offset):
+    x = (offset + scale * rng.standard_normal(shape)).astype("float32")
+    flat = x.reshape(-1)
+    picks = rng.random(flat.size)
+    flat[picks < nonfinite / 3] = np.nan
+    flat[(picks >= nonfinite / 3) & (picks < 2 * nonfinite / 3)] = np.inf
+    flat[(picks >= 2 * nonfinite / 3) & (picks < nonfinite)] = -np.inf
+    flat[rng.random(flat.size) < 0.05] = 0.0  # exact zeros, as after a ReLU
+    flat[rng.random(flat.size) < 0.05] = 1.0  # on a saturation bound and a bin edge
+    return x
+
+
+# name: (layout, input shape, offset)
+CASES = {
+    "dense tanh": (Layout(bins=50, low=-1.0, high=1.0, units=16, saturation=(-1.0, 1.0)),
+                   (7, 16), 0.0),
+    "dense sigmoid, 0 saturated": (
+        Layout(bins=20, low=0.0, high=1.0, units=9, saturation=(0.0, 1.0)), (5, 9), 0.5),
+    "conv NHWC relu": (Layout(bins=50, low=0.0, high=5.0, units=8), (3, 6, 5, 8), 1.0),
+    "sequence": (Layout(bins=30, low=-5.0, high=5.0, units=6), (4, 11, 6), 0.0),
+    "channels first": (Layout(bins=10, low=-5.0, high=5.0, units=8, unit_axis=1),
+                       (6, 8, 5), 0.0),
+    "rows": (Layout(bins=50, low=-5.0, high=5.0, units=16, max_rows=3), (7, 5, 16), 0.0),
+    "no units": (Layout(bins=1, low=-1.0, high=1.0, saturation=(-1.0, 1.0)), (9, 4), 0.0),
+}
+
+
+def _native():
+    """The native fold, run as the training step runs it (in a graph on TensorFlow)."""
+    native = fold_for()
+    if BACKEND != "tensorflow":
+        return native
+    import tensorflow as tf
+
+    def in_graph(state, x, layout):
+        return tf.function(lambda s, v: native(s, v, layout), autograph=False)(state, x)
+
+    return in_graph
+
+
+def _assert_same(new, old):
+    new, old = ops.convert_to_numpy(new), ops.convert_to_numpy(old)
+    assert new.shape == old.shape and new.dtype == old.dtype == np.float32
+    exact = [COUNT, ZEROS, SATURATED, NAN, INF, BATCHES, NONFINITE_CALLS]
+    np.testing.assert_array_equal(new[exact], old[exact])
+    np.testing.assert_allclose(new[[MEAN, M2, MIN, MAX]], old[[MEAN, M2, MIN, MAX]],
+                               rtol=1e-6, atol=0)
+    np.testing.assert_array_equal(new[HEAD:], old[HEAD:])  # histogram, peaks, spread
+
+
+@needs_native
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("nonfinite", [0.0, 0.03])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_native_fold_equals_the_keras_ops_fold(name, nonfinite, dtype):
+    layout, shape, offset = CASES[name]
+    native = _native()
+    assert native is not fold
+    rng = np.random.default_rng(len(name) + int(100 * nonfinite))
+    new = old = ops.convert_to_tensor(layout.empty())
+    for scale in (0.7, 3.0):  # inside the range, then mostly in the under/overflow bins
+        x = ops.cast(ops.convert_to_tensor(_data(rng, shape, nonfinite, scale, offset)), dtype)
+        new, old = native(new, x, layout), fold(old, x, layout)
+        _assert_same(new, old)
+    assert float(ops.convert_to_numpy(new)[COUNT]) > 0
+
+
+@needs_native
+@pytest.mark.parametrize(
+    "values",
+    [
+        [np.nan, np.nan],
+        [np.inf, -np.inf, np.nan],
+        [0.0, 0.0, 0.0],
+        [3.0e38, -3.0e38, 1.0],  # finite, but the sum, the moments and the gaps overflow
+        [3.0e38, 3.0e38, 1.0],  # finite values whose sum overflows: the masked branch
+        [-1.0, 1.0, 0.995, -0.995, 0.0, 1.0e-8],  # on the saturation and bin edges
+    ],
+)
+def test_native_fold_equals_the_keras_ops_fold_on_edge_cases(values):
+    layout = Layout(bins=4, low=-1.0, high=1.0, units=1, saturation=(-1.0, 1.0))
+    x = ops.convert_to_tensor(np.asarray(values, "float32").reshape(-1, 1))
+    wide = ops.convert_to_tensor(np.asarray(values, "float32").reshape(1, -1))
+    for tensor, units in ((x, 1), (wide, len(values))):
+        layout = Layout(bins=4, low=-1.0, high=1.0, units=units, saturation=(-1.0, 1.0))
+        state = ops.convert_to_tensor(layout.empty())
+        _assert_same(_native()(state, tensor, layout), fold(state, tensor, layout))
+
+
+def test_fold_for_picks_the_keras_ops_fold_where_there_is_no_native_one(monkeypatch):
+    assert fold_for(jit_compile=True) is fold  # XLA / torch.compile fuse keras.ops already
+    monkeypatch.setattr(accumulator, "NATIVE_FOLD", False)
+    assert fold_for() is fold
+    monkeypatch.setattr(accumulator, "NATIVE_FOLD", True)
+    monkeypatch.setenv(accumulator.FOLD_ENV, "keras_ops")
+    assert fold_for() is fold
+    monkeypatch.setenv(accumulator.FOLD_ENV, "native")
+    assert (fold_for() is not fold) == NATIVE
+    monkeypatch.setenv(accumulator.FOLD_ENV, "fast")
+    with pytest.raises(ValueError, match="KERAS_INITKIT_FOLD must be 'native' or 'keras_ops'"
+                                         "; got 'fast'"):
+        fold_for()
+
+
+def test_native_modules_of_other_backends_are_never_imported():
+    fold_for()
+    others = {"tensorflow": ["torch"], "torch": ["tensorflow"], "jax": ["tensorflow", "torch"]}
+    for other in others.get(BACKEND, []):
+        assert f"keras_initkit.stats._fold_{other}" not in sys.modules
+
+
+def _fit_records(monkeypatch, native, policy=None, steps_per_execution=1):
+    monkeypatch.setattr(accumulator, "NATIVE_FOLD", native)
+    if policy:
+        monkeypatch.setattr(keras.config, "dtype_policy", keras.config.dtype_policy)
+        keras.config.set_dtype_policy(policy)
+    try:
+        keras.utils.set_random_seed(3)
+        inputs = keras.Input((6, 6, 2))
+        x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)
+        x = keras.layers.Flatten()(x)
+        x = keras.layers.Dense(8, activation="tanh", name="dense")(x)
+        outputs = keras.layers.Dense(3, activation="softmax", name="out")(x)
+        model = keras.Model(inputs, outputs)
+        model.compile("sgd", "sparse_categorical_crossentropy",
+                      steps_per_execution=steps_per_execution)
+        rng = np.random.default_rng(0)
+        data = rng.standard_normal((48, 6, 6, 2)).astype("float32")
+        data[45, 2, 2, 1] = np.nan  # the last batch has a NaN: the masked branch
+        labels = rng.integers(0, 3, 48)
+        callback = ActivationStats(every=2, batches_per_record="all", on_nan="warn", warn=False)
+        model.fit(data, labels, batch_size=8, epochs=1, shuffle=False, verbose=0,
+                  callbacks=[callback])
+    finally:
+        if policy:
+            keras.config.set_dtype_policy("float32")
+    return callback.records
+
+
+@needs_native
+@pytest.mark.parametrize(
+    ("policy", "steps_per_execution"),
+    [(None, 1), ("mixed_float16", 1), ("mixed_bfloat16", 1), (None, 2)],
+)
+def test_fit_records_are_the_same_with_the_native_fold(monkeypatch, policy,
+                                                        steps_per_execution):
+    if BACKEND == "torch" and steps_per_execution > 1:
+        pytest.skip("torch has no steps_per_execution")
+    native = _fit_records(monkeypatch, True, policy, steps_per_execution)
+    reference = _fit_records(monkeypatch, False, policy, steps_per_execution)
+    assert len(native) == len(reference) > 0
+    assert any(r.stats["nan_count"] > 0 for r in native)
+    for a, b in zip(native, reference, strict=True):
+        assert (a.layer, a.step) == (b.layer, b.step)
+        np.testing.assert_array_equal(a.counts, b.counts)
+        for key, value in b.stats.items():
+            assert a.stats[key] == pytest.approx(value, rel=1e-6, nan_ok=True), key
