@@ -80,7 +80,7 @@ def _spread(units: Any) -> Any:
 def _finite(state: Any, flat: Any, total: Any, layout: Layout) -> tuple[Any, Any]:
     """The head and histogram of a tensor whose values are all finite (`total`: their sum)."""
     n0, mean0, m2_0 = state[COUNT], state[MEAN], state[M2]
-    n1 = torch.tensor(float(flat.numel()), dtype=torch.float32)
+    n1 = flat.new_tensor(float(flat.numel()))
     mean1 = total / torch.clamp(n1, min=1.0)
     m2_1 = (flat - mean1).square_().sum()
     low, high = torch.aminmax(flat)
@@ -153,7 +153,7 @@ def _masked(state: Any, flat: Any, layout: Layout) -> tuple[Any, Any]:
 
 def _saturated(values: Any, layout: Layout) -> Any:
     if layout.saturation is None:
-        return torch.zeros((), dtype=torch.float32)
+        return values.new_zeros(())  # on the activation's device
     low, high = layout.saturation
     margin = (1.0 - layout.saturation_threshold) * (high - low) / 2.0
     hit = (values <= low + margin).logical_or_(values >= high - margin)
