@@ -1,5 +1,6 @@
 """Shared pytest set-up: quiet backends, a fixed seed, and the doctest namespace."""
 
+import importlib.util
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -17,6 +18,14 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import keras_initkit  # noqa: E402
+
+# A backend's native fold imports that backend's library: its doctests are collected only
+# where the library is installed (the package itself imports it only on that backend).
+collect_ignore = [
+    f"keras_initkit/stats/_fold_{library}.py"
+    for library in ("tensorflow", "torch")
+    if importlib.util.find_spec(library) is None
+]
 
 
 @pytest.fixture(autouse=True)

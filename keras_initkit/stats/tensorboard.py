@@ -88,7 +88,11 @@ def _crc32c_numpy(data: bytes) -> int:
     padded[len(padded) - size:] = np.frombuffer(data, dtype=np.uint8)
     padded[len(padded) - size:len(padded) - size + 4] ^= 0xFF
     blocks = padded.reshape(-1, _BLOCK)
-    registers = np.bitwise_xor.reduce(_POSITION[_POSITIONS, blocks], axis=1).tolist()
+    lookups = _POSITION[_POSITIONS, blocks]
+    while lookups.shape[1] > 1:  # xor the halves: `_BLOCK` is a power of two
+        half = lookups.shape[1] // 2
+        lookups = lookups[:, :half] ^ lookups[:, half:]
+    registers = lookups[:, 0].tolist()
     crc = 0
     for register in registers:
         crc = (_S0[crc & 0xFF] ^ _S1[(crc >> 8) & 0xFF] ^ _S2[(crc >> 16) & 0xFF]

@@ -13,6 +13,8 @@ native fold: `fold_for` must return the reference itself.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 
 import keras
@@ -150,10 +152,21 @@ def test_fold_for_picks_the_keras_ops_fold_where_there_is_no_native_one(monkeypa
 
 
 def test_native_modules_of_other_backends_are_never_imported():
-    fold_for()
-    others = {"tensorflow": ["torch"], "torch": ["tensorflow"], "jax": ["tensorflow", "torch"]}
-    for other in others.get(BACKEND, []):
-        assert f"keras_initkit.stats._fold_{other}" not in sys.modules
+    # A fresh interpreter: in this one, pytest's doctest collection imported every module.
+    probe = (
+        "import sys, keras_initkit\n"
+        "from keras_initkit.stats.accumulator import fold_for\n"
+        "fold_for()\n"
+        "print(sorted(m for m in sys.modules if m.startswith('keras_initkit.stats._fold_')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "KERAS_BACKEND": BACKEND, accumulator.FOLD_ENV: "native"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    imported = result.stdout.strip().splitlines()[-1]
+    expected = {"tensorflow": ["tensorflow"], "torch": ["torch"]}.get(BACKEND, [])
+    assert imported == str([f"keras_initkit.stats._fold_{name}" for name in expected])
 
 
 def _fit_records(monkeypatch, native, policy=None, steps_per_execution=1):
