@@ -17,19 +17,12 @@ As in `test_distributed_stats.py`, the TensorFlow scenario runs in TensorFlow se
 only and the JAX scenario in JAX sessions only; on torch both are skipped.
 """
 
-import concurrent.futures
-import importlib.util
-import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import keras
 import pytest
+from _two_device_runs import needs, run_both
 
-ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("distributed_gradients_run.py")
 REL = 1e-5  # float32 sums over a few hundred elements, taken in another order
 ABS = 1e-7  # for means near zero (the softmax bias gradient sums to 0): float32 round-off
@@ -37,54 +30,16 @@ STATISTICS = ("gradient_norm", "gradient_rms", "gradient_mean", "gradient_max_ab
               "weight_norm", "update_norm", "update_ratio")
 
 
-def _needs(backend):
-    session = keras.backend.backend()
-    if session != backend:
-        pytest.skip(f"the {backend} scenario runs in {backend} sessions only (this: {session})")
-    if importlib.util.find_spec(backend) is None:
-        pytest.skip(f"{backend} is not installed")
-
-
-def _run(backend, mode):
-    env = {
-        **os.environ,
-        "KERAS_BACKEND": backend,
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "CUDA_VISIBLE_DEVICES": "",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    if backend == "jax":
-        env["JAX_PLATFORMS"] = "cpu"
-        if mode == "distributed":
-            flags = os.environ.get("XLA_FLAGS", "")
-            env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count=2"
-    result = subprocess.run([sys.executable, str(SCRIPT), mode], check=False, cwd=ROOT,
-                            env=env, capture_output=True, text=True, timeout=300)
-    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
-    assert result.returncode == 0 and lines, (
-        f"{backend} {mode} run exited with {result.returncode}\n"
-        f"--- stdout ---\n{result.stdout[-3000:]}\n--- stderr ---\n{result.stderr[-6000:]}"
-    )
-    return json.loads(lines[-1][len("RESULT ") :])
-
-
-def _run_both(backend):
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        single = pool.submit(_run, backend, "single")
-        distributed = pool.submit(_run, backend, "distributed")
-        return single.result(), distributed.result()
-
-
 @pytest.fixture(scope="module")
 def tensorflow_runs():
-    _needs("tensorflow")
-    return _run_both("tensorflow")
+    needs("tensorflow")
+    return run_both(SCRIPT, "tensorflow")
 
 
 @pytest.fixture(scope="module")
 def jax_runs():
-    _needs("jax")
-    return _run_both("jax")
+    needs("jax")
+    return run_both(SCRIPT, "jax")
 
 
 def _path(result, record):

@@ -19,21 +19,13 @@ JAX scenario only in a JAX session; on torch both are skipped. A scenario is als
 when its backend package is not installed.
 """
 
-import concurrent.futures
-import importlib.util
-import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import keras
 import pytest
+from _two_device_runs import REPLICAS, needs, run_both
 
-ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("distributed_stats_run.py")
-REPLICAS = 2
 RECORDS = 6  # 2 records (steps 2 and 4) x 3 watched layers (tanh, relu, softmax)
 REL_TOL = 1e-5  # float32 sums taken in a different order
 ABS_TOL = 1e-7  # for values near zero (float32 resolution at 1)
@@ -41,62 +33,16 @@ CLOSE = ("mean", "std", "min", "max", "zero_fraction", "saturated_fraction")
 EXACT = ("count", "dead_units", "units", "nan_count", "inf_count", "batches")
 
 
-def _needs(backend, package):
-    session = keras.backend.backend()
-    if session != backend:
-        pytest.skip(f"the {backend} scenario runs in {backend} sessions only (this: {session})")
-    if importlib.util.find_spec(package) is None:
-        pytest.skip(f"{package} is not installed")
-
-
-def _run(backend, mode):
-    env = {
-        **os.environ,
-        "KERAS_BACKEND": backend,
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "CUDA_VISIBLE_DEVICES": "",  # both runs on the CPU, so they compare
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    if backend == "jax":
-        env["JAX_PLATFORMS"] = "cpu"
-        if mode == "distributed":
-            flags = os.environ.get("XLA_FLAGS", "")
-            env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={REPLICAS}"
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), mode],
-        check=False,
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
-    assert result.returncode == 0 and lines, (
-        f"{backend} {mode} run exited with {result.returncode}\n"
-        f"--- stdout ---\n{result.stdout[-3000:]}\n--- stderr ---\n{result.stderr[-6000:]}"
-    )
-    return json.loads(lines[-1][len("RESULT ") :])
-
-
-def _run_both(backend):
-    """The single-device and the two-replica run, side by side."""
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        single = pool.submit(_run, backend, "single")
-        distributed = pool.submit(_run, backend, "distributed")
-        return single.result(), distributed.result()
-
-
 @pytest.fixture(scope="module")
 def tensorflow_runs():
-    _needs("tensorflow", "tensorflow")
-    return _run_both("tensorflow")
+    needs("tensorflow")
+    return run_both(SCRIPT, "tensorflow")
 
 
 @pytest.fixture(scope="module")
 def jax_runs():
-    _needs("jax", "jax")
-    return _run_both("jax")
+    needs("jax")
+    return run_both(SCRIPT, "jax")
 
 
 def _check_setup(single, distributed):
