@@ -82,18 +82,30 @@ def fold(state, x, layout: Layout):
     moments, extremes and saturation share the finite mask. Results are bit-for-bit those of
     the first version (`tests/stats/test_fold_reference.py`).
     """
+    flat, units_view = views(x, layout)
+    return fold_views(state, flat, units_view, layout)
+
+
+def views(x, layout: Layout):
+    """`x` as float32, flat, and as `(rows, units)` (None without units): what a fold reads.
+
+    Any shape in, two fixed ranks out: a fold written on these views serves every layer
+    whose layout differs only in shapes (`_fold_tensorflow` traces it once for them all).
+    """
     x = ops.cast(ops.stop_gradient(x), "float32")
     if layout.max_rows is not None and len(x.shape) > 0:
         x = x[: layout.max_rows]
-    flat = ops.reshape(x, (-1,))
+    return ops.reshape(x, (-1,)), (_units_view(x, layout) if layout.units else None)
+
+
+def fold_views(state, flat, units_view, layout: Layout):
+    """`fold` on the `views` of a tensor (its shape and `layout.units` are not used)."""
     counts = _histogram(flat, layout)
     start = HEAD + layout.bins + 2
     parts = [_head(state, flat, counts[-1], layout), state[HEAD:start] + counts[:-1]]
-    if layout.units:
-        units_view = _units_view(x, layout)
-        fired = start + layout.units
-        parts.append(_unit_peaks(state[start:fired], units_view))
-        parts.append(ops.maximum(state[fired:], unit_spread(units_view)))
+    if units_view is not None:  # [..., fired (one per unit), spread (the last slot)]
+        parts.append(_unit_peaks(state[start:-1], units_view))
+        parts.append(ops.maximum(state[-1:], unit_spread(units_view)))
     return ops.concatenate(parts)
 
 
