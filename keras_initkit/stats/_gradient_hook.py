@@ -129,8 +129,14 @@ class GradientHook:
         self.layout = layout
         self.accumulator: Any = None
         self.fold_now = False  # torch: the host's decision for the coming step
+        # JAX: the host's choice of compiled step for the coming call: "skip" (only
+        # ticks), "fold" (folds unconditionally: one step per call, in the window) or
+        # "gated" (folds under the in-graph tick gate: several steps per call).
+        self.mode = "skip"
+        self._tracing: str | None = None  # the variant being traced (JAX)
         self.check_nonfinite = False  # on_nan="stop": count NaN/Inf on every step
         self.on_torch = keras.backend.backend() == "torch"
+        self.on_jax = keras.backend.backend() == "jax"
         self.replicas = internals.replicas(model)
         self._patches: list[tuple[Any, str, Any]] = []
         # tf.distribute: the all-reduced gradients, per replica (each runs in a thread).
@@ -285,11 +291,17 @@ class GradientHook:
             watched = [grads[i] for i in picked]
             before = [trainable_variables[i] for i in picked]
             after = [new_trainable[i] for i in picked]
-            new = ops.cond(
-                gstats.should_fold(state),
-                lambda: gstats.fold(state, watched, before, after, self.layout, scale),
-                lambda: self._skip(state, watched),
-            )
+            mode = self._tracing or "gated"
+            if mode == "skip":  # the plain step, plus a counter (and NaN/Inf counts)
+                new = self._skip(state, watched)
+            elif mode == "fold":
+                new = gstats.fold(state, watched, before, after, self.layout, scale)
+            else:
+                new = ops.cond(
+                    gstats.should_fold(state),
+                    lambda: gstats.fold(state, watched, before, after, self.layout, scale),
+                    lambda: self._skip(state, watched),
+                )
             new_optimizer = list(new_optimizer)
             new_optimizer[index] = new
             return new_trainable, new_optimizer
@@ -341,9 +353,41 @@ class GradientHook:
             if not force:  # a new fit or train_on_batch: ours ended without on_train_end
                 self.remove()
                 return self.model.make_train_function(force=force)
-            return make_train_function(force=force)
+            if not self.on_jax:
+                return make_train_function(force=force)
+            # JAX: one train function per variant, the host picks one per call (`mode`),
+            # so the steps outside a record window run the plain step. Each traces its
+            # own `train_step` (a distinct function: its own jit cache) with
+            # `_tracing` set; each compiles when first called.
+            model = self.model
+            variants = {}
+            for mode in ("skip", "fold", "gated"):
+                object.__setattr__(model, "train_step", self._traced_as(mode))
+                try:
+                    make_train_function(force=True)
+                finally:
+                    model.__dict__.pop("train_step", None)
+                variants[mode] = model.train_function
+
+            def train_function(*args: Any, **kwargs: Any) -> Any:
+                return variants[self.mode](*args, **kwargs)
+
+            model.train_function = train_function
+            return None
 
         return make_train_function_or_clean_up
+
+    def _traced_as(self, mode: str) -> Any:
+        train_step = self.model.train_step
+
+        def train_step_as(state: Any, data: Any) -> Any:
+            self._tracing = mode
+            try:
+                return train_step(state, data)
+            finally:
+                self._tracing = None
+
+        return train_step_as
 
 
 def check_distribution(model: keras.Model) -> None:

@@ -178,14 +178,30 @@ def _fold_one(old, g, w0, w1, layout: GradientLayout, size: float):
     u = w1 - w0
     u_sumsq = ops.sum(ops.square(u))
     absolute = ops.abs(g)
+    # A finite sum of squares means every value is finite (the usual case): no NaN/Inf
+    # to count and no NaN to keep out of the histogram. Else (a NaN or Inf, or a sum
+    # overflowing) the exact count and mask. Both give the same counts.
+    finite = ops.isfinite(g_sumsq)
+    nonfinite = _unless(
+        finite, lambda: size - ops.sum(ops.cast(ops.isfinite(g), "float32"))
+    )
+    histogram = _cond(
+        finite,
+        lambda: _histogram(absolute, None, layout),
+        lambda: _histogram(absolute, ops.isnan(g), layout),
+    )
+    # Exact zeros land in the first bin: counted only when that bin holds anything.
+    zeros = _unless(
+        ops.equal(histogram[0], 0.0), lambda: ops.sum(ops.cast(ops.equal(g, 0.0), "float32"))
+    )
     fields = ops.stack(
         [
             ops.sqrt(g_sumsq),
             g_sumsq,
             ops.sum(g),
             ops.max(absolute),
-            size - ops.sum(ops.cast(ops.isfinite(g), "float32")),
-            ops.sum(ops.cast(ops.equal(g, 0.0), "float32")),
+            nonfinite,
+            zeros,
             ops.sqrt(w_sumsq),
             w_sumsq,
             ops.sqrt(u_sumsq),
@@ -197,23 +213,43 @@ def _fold_one(old, g, w0, w1, layout: GradientLayout, size: float):
         [old[:m] + fields[:m], ops.maximum(old[m : m + 1], fields[m : m + 1]),
          old[m + 1 : n] + fields[m + 1 :]]
     )
+    return ops.concatenate([head, old[n:] + histogram])
+
+
+def _histogram(absolute, nan, layout: GradientLayout):
+    """The `bins + 2` counts of `absolute` (NaN values, where `nan`, left out)."""
     nb = layout.bins
     low, high = math.log10(layout.low), math.log10(layout.high)
     position = (ops.log10(absolute) - low) * (nb / (high - low))
     index = ops.floor(ops.clip(position, -1.0, float(nb))) + 1.0
-    index = ops.cast(ops.where(ops.isnan(g), nb + 2.0, index), "int32")
-    return ops.concatenate([head, old[n:] + _count(index, nb + 3)[: nb + 2]])
+    if nan is not None:
+        index = ops.where(nan, nb + 2.0, index)
+    return _count(ops.cast(index, "int32"), nb + 3)[: nb + 2]
+
+
+def _cond(pred, true_fn, false_fn):
+    """`ops.cond`, except on torch: a host branch would break `torch.compile`'s graph."""
+    if keras.backend.backend() == "torch":
+        return false_fn()  # exact whatever `pred` is
+    return ops.cond(pred, true_fn, false_fn)
+
+
+def _unless(skip, value_fn):
+    """0.0 where the boolean `skip` holds (`value_fn()` is 0 then), else `value_fn()`."""
+    return _cond(skip, lambda: ops.zeros((), "float32"), value_fn)
 
 
 def _count(index, length: int):
     """How many of `index` (int32, in `0..length-1`) equal each of `0..length-1`."""
-    ones = ops.ones(ops.shape(index), "float32")
     if keras.backend.backend() == "torch":
         # Keras's torch segment_sum has a data-dependent shape (torch.compile rejects it);
         # index_put_ with accumulation, which scatter_update(reduction="add") uses, has not.
+        ones = ops.ones(ops.shape(index), "float32")
         zeros = ops.zeros((length,), "float32")
         return ops.scatter_update(zeros, ops.expand_dims(index, -1), ones, reduction="add")
-    return ops.segment_sum(ones, index, num_segments=length)
+    # int32 ones: an integer scatter-add, faster than a float one (and exact).
+    ones = ops.ones(ops.shape(index), "int32")
+    return ops.cast(ops.segment_sum(ones, index, num_segments=length), "float32")
 
 
 def finalize(vector: np.ndarray, layout: GradientLayout) -> list[tuple[dict, np.ndarray]]:
