@@ -248,9 +248,8 @@ class GradientHook:
             where = {id(v): i for i, v in enumerate(given)}
             picked = [where.get(id(v)) for v in self.variables]
             watched = [None if i is None else grads[i] for i in picked]
-            # Snapshots: TF reads the variable here (ops.convert_to_tensor would pass the
-            # tf.Variable itself through); torch updates it in place.
-            before = [ops.copy(v.value) for v in self.variables]
+            folding = None if self.on_torch else gstats.should_fold(self.accumulator.value)
+            before = self._snapshot(folding)
             scale = self._scale()
             summed: dict[int, Any] = {}
             self._summed.pairs = summed
@@ -266,7 +265,7 @@ class GradientHook:
                 new = gstats.count_nonfinite(state, watched, self.layout)
             else:
                 new = ops.cond(
-                    gstats.should_fold(state),
+                    folding,
                     lambda: gstats.fold(state, watched, before, after, self.layout, scale),
                     lambda: self._skip(state, watched),
                 )
@@ -274,6 +273,27 @@ class GradientHook:
             return result
 
         return apply_and_record
+
+    def _snapshot(self, folding: Any) -> list[Any]:
+        """The watched variables' values before the step (TF reads, torch copies).
+
+        `ops.copy` of `v.value`: TF reads the variable here (`ops.convert_to_tensor`
+        would pass the tf.Variable itself through); torch updates it in place. In TF's
+        graph mode the read is taken only when the step folds (`folding`): a read held
+        across the optimizer's assignment makes TensorFlow copy the variable first, on
+        every step. The other branch returns empty tensors (graph-mode `cond` branches
+        may differ in shape; XLA's may not, so `jit_compile` reads on every step).
+        """
+        variables = self.variables
+        if folding is None or self.model.jit_compile or not variables:
+            return [ops.copy(v.value) for v in variables]
+        return list(
+            ops.cond(
+                folding,
+                lambda: [ops.copy(v.value) for v in variables],
+                lambda: [ops.zeros((0,), v.dtype) for v in variables],
+            )
+        )
 
     def _wrap_stateless_apply(self, stateless_apply: Any) -> Any:
         def stateless_apply_and_record(
