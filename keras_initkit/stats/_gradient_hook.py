@@ -264,9 +264,13 @@ class GradientHook:
             elif self.on_torch:
                 new = gstats.count_nonfinite(state, watched, self.layout)
             else:
+                # TF's graph mode counts the histogram with a counting kernel; XLA cannot.
+                bincount = not self.model.jit_compile
                 new = ops.cond(
                     folding,
-                    lambda: gstats.fold(state, watched, before, after, self.layout, scale),
+                    lambda: gstats.fold(
+                        state, watched, before, after, self.layout, scale, bincount
+                    ),
                     lambda: self._skip(state, watched),
                 )
             self.accumulator.assign(new)
