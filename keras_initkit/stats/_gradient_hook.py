@@ -11,7 +11,10 @@ JAX, whose trainer threads the optimizer variables through the compiled step as 
 - wraps the optimizer *instance*'s `apply` (TF, torch) or `stateless_apply` (JAX) to
   read the weights before and after the original method and fold the gradients,
   weights and updates into that vector (inside an `ops.cond`, so steps outside the
-  record window only advance a counter; on torch the host decides instead);
+  record window only advance a counter; on torch the host decides instead; on JAX the
+  host picks one of three compiled steps per call: one that only advances the counter,
+  one that folds, and, with `steps_per_execution > 1`, one that folds under the
+  `ops.cond`, so steps outside a record window run the plain step);
 - hides the vector from the optimizer's `save_own_variables`/`load_own_variables`, so
   checkpoints written during `fit` load into a plain model;
 - wraps the model instance's `make_train_function`: `fit` and `train_on_batch` call it
