@@ -214,6 +214,13 @@ class GradientStats(keras.callbacks.Callback):
         if hook is not None and hook.on_torch and hook.installed:
             low, high = self._window
             hook.fold_now = low <= self._tick < high  # torch: the host decides
+        elif hook is not None and hook.on_jax and hook.installed:
+            # JAX: the host picks the compiled step; a call runs up to `_spe` steps.
+            low, high = self._window
+            if not (self._tick < high and self._tick + self._spe > low):
+                hook.mode = "skip"
+            else:
+                hook.mode = "fold" if self._spe == 1 else "gated"
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         steps = batch - self._last_batch

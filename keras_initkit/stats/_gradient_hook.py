@@ -11,7 +11,10 @@ JAX, whose trainer threads the optimizer variables through the compiled step as 
 - wraps the optimizer *instance*'s `apply` (TF, torch) or `stateless_apply` (JAX) to
   read the weights before and after the original method and fold the gradients,
   weights and updates into that vector (inside an `ops.cond`, so steps outside the
-  record window only advance a counter; on torch the host decides instead);
+  record window only advance a counter; on torch the host decides instead; on JAX the
+  host picks one of three compiled steps per call: one that only advances the counter,
+  one that folds, and, with `steps_per_execution > 1`, one that folds under the
+  `ops.cond`, so steps outside a record window run the plain step);
 - hides the vector from the optimizer's `save_own_variables`/`load_own_variables`, so
   checkpoints written during `fit` load into a plain model;
 - wraps the model instance's `make_train_function`: `fit` and `train_on_batch` call it
@@ -129,8 +132,14 @@ class GradientHook:
         self.layout = layout
         self.accumulator: Any = None
         self.fold_now = False  # torch: the host's decision for the coming step
+        # JAX: the host's choice of compiled step for the coming call: "skip" (only
+        # ticks), "fold" (folds unconditionally: one step per call, in the window) or
+        # "gated" (folds under the in-graph tick gate: several steps per call).
+        self.mode = "skip"
+        self._tracing: str | None = None  # the variant being traced (JAX)
         self.check_nonfinite = False  # on_nan="stop": count NaN/Inf on every step
         self.on_torch = keras.backend.backend() == "torch"
+        self.on_jax = keras.backend.backend() == "jax"
         self.replicas = internals.replicas(model)
         self._patches: list[tuple[Any, str, Any]] = []
         # tf.distribute: the all-reduced gradients, per replica (each runs in a thread).
@@ -242,9 +251,8 @@ class GradientHook:
             where = {id(v): i for i, v in enumerate(given)}
             picked = [where.get(id(v)) for v in self.variables]
             watched = [None if i is None else grads[i] for i in picked]
-            # Snapshots: TF reads the variable here (ops.convert_to_tensor would pass the
-            # tf.Variable itself through); torch updates it in place.
-            before = [ops.copy(v.value) for v in self.variables]
+            folding = None if self.on_torch else gstats.should_fold(self.accumulator.value)
+            before = self._snapshot(folding)
             scale = self._scale()
             summed: dict[int, Any] = {}
             self._summed.pairs = summed
@@ -259,15 +267,40 @@ class GradientHook:
             elif self.on_torch:
                 new = gstats.count_nonfinite(state, watched, self.layout)
             else:
+                # TF's graph mode counts the histogram with a counting kernel; XLA cannot.
+                bincount = not self.model.jit_compile
                 new = ops.cond(
-                    gstats.should_fold(state),
-                    lambda: gstats.fold(state, watched, before, after, self.layout, scale),
+                    folding,
+                    lambda: gstats.fold(
+                        state, watched, before, after, self.layout, scale, bincount
+                    ),
                     lambda: self._skip(state, watched),
                 )
             self.accumulator.assign(new)
             return result
 
         return apply_and_record
+
+    def _snapshot(self, folding: Any) -> list[Any]:
+        """The watched variables' values before the step (TF reads, torch copies).
+
+        `ops.copy` of `v.value`: TF reads the variable here (`ops.convert_to_tensor`
+        would pass the tf.Variable itself through); torch updates it in place. In TF's
+        graph mode the read is taken only when the step folds (`folding`): a read held
+        across the optimizer's assignment makes TensorFlow copy the variable first, on
+        every step. The other branch returns empty tensors (graph-mode `cond` branches
+        may differ in shape; XLA's may not, so `jit_compile` reads on every step).
+        """
+        variables = self.variables
+        if folding is None or self.model.jit_compile or not variables:
+            return [ops.copy(v.value) for v in variables]
+        return list(
+            ops.cond(
+                folding,
+                lambda: [ops.copy(v.value) for v in variables],
+                lambda: [ops.zeros((0,), v.dtype) for v in variables],
+            )
+        )
 
     def _wrap_stateless_apply(self, stateless_apply: Any) -> Any:
         def stateless_apply_and_record(
@@ -285,11 +318,17 @@ class GradientHook:
             watched = [grads[i] for i in picked]
             before = [trainable_variables[i] for i in picked]
             after = [new_trainable[i] for i in picked]
-            new = ops.cond(
-                gstats.should_fold(state),
-                lambda: gstats.fold(state, watched, before, after, self.layout, scale),
-                lambda: self._skip(state, watched),
-            )
+            mode = self._tracing or "gated"
+            if mode == "skip":  # the plain step, plus a counter (and NaN/Inf counts)
+                new = self._skip(state, watched)
+            elif mode == "fold":
+                new = gstats.fold(state, watched, before, after, self.layout, scale)
+            else:
+                new = ops.cond(
+                    gstats.should_fold(state),
+                    lambda: gstats.fold(state, watched, before, after, self.layout, scale),
+                    lambda: self._skip(state, watched),
+                )
             new_optimizer = list(new_optimizer)
             new_optimizer[index] = new
             return new_trainable, new_optimizer
@@ -341,9 +380,41 @@ class GradientHook:
             if not force:  # a new fit or train_on_batch: ours ended without on_train_end
                 self.remove()
                 return self.model.make_train_function(force=force)
-            return make_train_function(force=force)
+            if not self.on_jax:
+                return make_train_function(force=force)
+            # JAX: one train function per variant, the host picks one per call (`mode`),
+            # so the steps outside a record window run the plain step. Each traces its
+            # own `train_step` (a distinct function: its own jit cache) with
+            # `_tracing` set; each compiles when first called.
+            model = self.model
+            variants = {}
+            for mode in ("skip", "fold", "gated"):
+                object.__setattr__(model, "train_step", self._traced_as(mode))
+                try:
+                    make_train_function(force=True)
+                finally:
+                    model.__dict__.pop("train_step", None)
+                variants[mode] = model.train_function
+
+            def train_function(*args: Any, **kwargs: Any) -> Any:
+                return variants[self.mode](*args, **kwargs)
+
+            model.train_function = train_function
+            return None
 
         return make_train_function_or_clean_up
+
+    def _traced_as(self, mode: str) -> Any:
+        train_step = self.model.train_step
+
+        def train_step_as(state: Any, data: Any) -> Any:
+            self._tracing = mode
+            try:
+                return train_step(state, data)
+            finally:
+                self._tracing = None
+
+        return train_step_as
 
 
 def check_distribution(model: keras.Model) -> None:

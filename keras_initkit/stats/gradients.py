@@ -120,7 +120,7 @@ def tick(state):
     return ops.concatenate([ops.expand_dims(state[TICK] + 1.0, 0), state[1:]])
 
 
-def fold(state, grads, before, after, layout: GradientLayout, scale=None):
+def fold(state, grads, before, after, layout: GradientLayout, scale=None, bincount=False):
     """`state` with one step's gradients, weights and updates folded in.
 
     Args:
@@ -130,6 +130,9 @@ def fold(state, grads, before, after, layout: GradientLayout, scale=None):
         after: their values after the step.
         layout: the `GradientLayout` of `state`.
         scale: the loss scale the gradients carry (divided out), or `None`.
+        bincount: count the histogram with `ops.bincount` (a counting kernel; faster
+            in TensorFlow's graph mode, where the alternative is a float scatter-add; not
+            under XLA, whose shapes cannot depend on the data).
     """
     head = state[:HEAD] + ops.convert_to_tensor([1.0, 0.0, 0.0, 1.0], "float32")
     blocks = [head, state[HEAD : layout.head]]
@@ -142,7 +145,7 @@ def fold(state, grads, before, after, layout: GradientLayout, scale=None):
         if scale is not None:
             g = g / ops.cast(scale, "float32")
         size = float(layout.sizes[index])
-        blocks.append(_fold_one(old, ops.stop_gradient(g), w0, w1, layout, size))
+        blocks.append(_fold_one(old, ops.stop_gradient(g), w0, w1, layout, size, bincount))
     return ops.concatenate(blocks)
 
 
@@ -172,20 +175,39 @@ def nonfinite_counts(vector: np.ndarray, layout: GradientLayout) -> np.ndarray:
     return vector[HEAD : layout.head] + np.asarray(folded, dtype="float64")
 
 
-def _fold_one(old, g, w0, w1, layout: GradientLayout, size: float):
+def _fold_one(old, g, w0, w1, layout: GradientLayout, size: float, bincount: bool):
     g_sumsq = ops.sum(ops.square(g))
     w_sumsq = ops.sum(ops.square(w0))
     u = w1 - w0
     u_sumsq = ops.sum(ops.square(u))
     absolute = ops.abs(g)
+    # A finite sum of squares means every value is finite (the usual case): no NaN/Inf
+    # to count and no NaN to keep out of the histogram. Else (a NaN or Inf, or a sum
+    # overflowing) the exact count and mask. Both give the same counts.
+    finite = ops.isfinite(g_sumsq)
+    nonfinite = _unless(
+        finite, lambda: size - ops.sum(ops.cast(ops.isfinite(g), "float32"))
+    )
+    if keras.backend.backend() == "jax":  # XLA fuses the mask into the bin computation
+        histogram = _histogram(absolute, ops.isnan(g), layout, bincount)
+    else:
+        histogram = _cond(
+            finite,
+            lambda: _histogram(absolute, None, layout, bincount),
+            lambda: _histogram(absolute, ops.isnan(g), layout, bincount),
+        )
+    # Exact zeros land in the first bin: counted only when that bin holds anything.
+    zeros = _unless(
+        ops.equal(histogram[0], 0.0), lambda: ops.sum(ops.cast(ops.equal(g, 0.0), "float32"))
+    )
     fields = ops.stack(
         [
             ops.sqrt(g_sumsq),
             g_sumsq,
             ops.sum(g),
             ops.max(absolute),
-            size - ops.sum(ops.cast(ops.isfinite(g), "float32")),
-            ops.sum(ops.cast(ops.equal(g, 0.0), "float32")),
+            nonfinite,
+            zeros,
             ops.sqrt(w_sumsq),
             w_sumsq,
             ops.sqrt(u_sumsq),
@@ -197,23 +219,47 @@ def _fold_one(old, g, w0, w1, layout: GradientLayout, size: float):
         [old[:m] + fields[:m], ops.maximum(old[m : m + 1], fields[m : m + 1]),
          old[m + 1 : n] + fields[m + 1 :]]
     )
+    return ops.concatenate([head, old[n:] + histogram])
+
+
+def _histogram(absolute, nan, layout: GradientLayout, bincount: bool = False):
+    """The `bins + 2` counts of `absolute` (NaN values, where `nan`, left out)."""
     nb = layout.bins
     low, high = math.log10(layout.low), math.log10(layout.high)
     position = (ops.log10(absolute) - low) * (nb / (high - low))
     index = ops.floor(ops.clip(position, -1.0, float(nb))) + 1.0
-    index = ops.cast(ops.where(ops.isnan(g), nb + 2.0, index), "int32")
-    return ops.concatenate([head, old[n:] + _count(index, nb + 3)[: nb + 2]])
+    if nan is not None:
+        index = ops.where(nan, nb + 2.0, index)
+    index = ops.cast(index, "int32")
+    if bincount:  # indices are 0..nb+2, so exactly nb+3 counts (the shape made static)
+        counts = ops.reshape(ops.bincount(index, minlength=nb + 3), (nb + 3,))
+        return ops.cast(counts, "float32")[: nb + 2]
+    return _count(index, nb + 3)[: nb + 2]
+
+
+def _cond(pred, true_fn, false_fn):
+    """`ops.cond`, except on torch: a host branch would break `torch.compile`'s graph."""
+    if keras.backend.backend() == "torch":
+        return false_fn()  # exact whatever `pred` is
+    return ops.cond(pred, true_fn, false_fn)
+
+
+def _unless(skip, value_fn):
+    """0.0 where the boolean `skip` holds (`value_fn()` is 0 then), else `value_fn()`."""
+    return _cond(skip, lambda: ops.zeros((), "float32"), value_fn)
 
 
 def _count(index, length: int):
     """How many of `index` (int32, in `0..length-1`) equal each of `0..length-1`."""
-    ones = ops.ones(ops.shape(index), "float32")
     if keras.backend.backend() == "torch":
         # Keras's torch segment_sum has a data-dependent shape (torch.compile rejects it);
         # index_put_ with accumulation, which scatter_update(reduction="add") uses, has not.
+        ones = ops.ones(ops.shape(index), "float32")
         zeros = ops.zeros((length,), "float32")
         return ops.scatter_update(zeros, ops.expand_dims(index, -1), ones, reduction="add")
-    return ops.segment_sum(ones, index, num_segments=length)
+    # int32 ones: an integer scatter-add, faster than a float one (and exact).
+    ones = ops.ones(ops.shape(index), "int32")
+    return ops.cast(ops.segment_sum(ones, index, num_segments=length), "float32")
 
 
 def finalize(vector: np.ndarray, layout: GradientLayout) -> list[tuple[dict, np.ndarray]]:

@@ -234,6 +234,38 @@ def test_windows_with_steps_per_execution():
     assert folded == {4: 4.0, 6: 2.0, 8: 2.0}
 
 
+@pytest.mark.parametrize("steps_per_execution", [
+    1,
+    pytest.param(2, marks=pytest.mark.skipif(BACKEND == "torch",
+                                            reason="torch runs one step per execution")),
+])
+def test_each_record_folds_exactly_the_last_steps_of_its_window(steps_per_execution):
+    # Which steps fold is decided in the graph (TF), or by the host picking a compiled
+    # step per call (JAX, torch): the weight norm of a record must be the mean over
+    # exactly the steps it covers, read before each of them.
+    model = mlp()
+    model.compile("sgd", "sparse_categorical_crossentropy",
+                  steps_per_execution=steps_per_execution)
+    x, y = data(n=64)
+    norms = {}
+
+    class WeightNorms(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            kernel = self.model.get_layer("dense_0").kernel
+            norms[batch] = float(np.linalg.norm(keras.ops.convert_to_numpy(kernel)))
+
+    stats = GradientStats(every=4, batches_per_record=2, warn=False)
+    model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0,
+              callbacks=[WeightNorms(), stats])
+    kernels = {r.step: r.stats for r in stats.records
+               if (r.layer, r.variable) == ("dense_0", "kernel")}
+    assert sorted(kernels) == [4, 8]
+    for step, s in kernels.items():
+        assert s["steps"] == 2
+        if steps_per_execution == 1:  # batches step-2 and step-1 (0-based) were folded
+            assert close(s["weight_norm"], (norms[step - 2] + norms[step - 1]) / 2)
+
+
 def test_default_every_and_epoch_records():
     model = mlp()
     model.compile("sgd", "sparse_categorical_crossentropy")
