@@ -386,14 +386,19 @@ class GradientHook:
             # so the steps outside a record window run the plain step. Each traces its
             # own `train_step` (a distinct function: its own jit cache) with
             # `_tracing` set; each compiles when first called.
+            # Another instrumentation (ActivationStats) may have patched the instance's
+            # `train_step`: it is put back as it was, not removed.
             model = self.model
             variants = {}
+            previous = model.__dict__.get("train_step")
             for mode in ("skip", "fold", "gated"):
                 object.__setattr__(model, "train_step", self._traced_as(mode))
                 try:
                     make_train_function(force=True)
                 finally:
                     model.__dict__.pop("train_step", None)
+                    if previous is not None:
+                        object.__setattr__(model, "train_step", previous)
                 variants[mode] = model.train_function
 
             def train_function(*args: Any, **kwargs: Any) -> Any:

@@ -266,6 +266,24 @@ def test_each_record_folds_exactly_the_last_steps_of_its_window(steps_per_execut
             assert close(s["weight_norm"], (norms[step - 2] + norms[step - 1]) / 2)
 
 
+@pytest.mark.parametrize("activation_stats_first", [True, False])
+def test_gradient_and_activation_stats_record_together(activation_stats_first):
+    # Both instrument the training step; on JAX GradientStats compiles one step per
+    # variant, and the demo's ActivationStats once recorded nothing beside it.
+    from keras_initkit.callbacks import ActivationStats
+
+    model = mlp()
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = data(n=32)
+    activations = ActivationStats(every=2, warn=False)
+    gradients = GradientStats(every=2, warn=False)
+    callbacks = [activations, gradients] if activation_stats_first else [gradients, activations]
+    model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0, callbacks=callbacks)
+    assert sorted({r.step for r in activations.records}) == [2, 4]
+    assert sorted({r.step for r in gradients.records}) == [2, 4]
+    assert {r.layer for r in activations.records} >= {"dense_0", "dense_1"}
+
+
 def test_default_every_and_epoch_records():
     model = mlp()
     model.compile("sgd", "sparse_categorical_crossentropy")
