@@ -14,7 +14,6 @@ from typing import Any
 
 import keras
 import numpy as np
-from keras import ops
 
 from keras_initkit.stats import targets
 from keras_initkit.stats.accumulator import INF, NAN, Layout, finalize
@@ -100,17 +99,13 @@ class Recorder:
         return None
 
     def nonfinite_now(self) -> bool:
-        """Whether any watched output held NaN/Inf since the window began (one small read
-        per layer; the model state must be synced)."""
+        """Whether any watched output held NaN/Inf since the window began (one read of
+        the accumulators; the model state must be synced)."""
         inst = self.instrumentation
         if inst is None or self.pending:
             return False
         self.sync()
-        for slot in inst.slots:
-            counts = ops.convert_to_numpy(slot.variable.value[NAN : INF + 1])
-            if np.any(np.asarray(counts) > 0):
-                return True
-        return False
+        return any(np.any(vector[NAN : INF + 1] > 0) for vector in inst.read())
 
     def end_epoch(self) -> list[ActivationRecord] | None:
         if self.pending or self.instrumentation is None or self.tick == 0:

@@ -286,6 +286,53 @@ def test_one_callback_reused_across_fits_keeps_counting():
     assert [(r.fit, r.step) for r in stats.records if r.layer == "dense"] == [(0, 2), (1, 4)]
 
 
+class Branching(keras.Model):
+    """Calls `positive` on batches whose mean is positive, `negative` on the others."""
+
+    def __init__(self):
+        super().__init__()
+        self.positive = keras.layers.Dense(8, "tanh", name="positive")
+        self.negative = keras.layers.Dense(8, "tanh", name="negative")
+        self.out = keras.layers.Dense(3, "softmax", name="out")
+
+    def build(self, input_shape):
+        self.positive.build(input_shape)
+        self.negative.build(input_shape)
+        self.out.build((None, 8))
+
+    def call(self, x):
+        hidden = keras.ops.cond(
+            keras.ops.mean(x) > 0, lambda: self.positive(x), lambda: self.negative(x)
+        )
+        return self.out(hidden)
+
+
+@pytest.mark.skipif(BACKEND == "jax", reason="a layer call inside a JAX cond cannot assign")
+def test_a_layer_skipped_by_a_step_has_no_record_for_that_window():
+    # Each window is one batch. A window where a layer is not called reads as empty
+    # (the accumulator still holds an older window) and has no record for that layer;
+    # where it is called, the record is of that batch alone.
+    x, y = data(64)
+    x = np.abs(x)
+    x[16:32] *= -1.0  # batch 1 (of 0..3) takes the negative branch, the others the positive
+    model = compiled(Branching())
+    model.build((None, 12))
+    stats = ActivationStats(every=1, layers=["positive", "negative"], warn=False)
+    # Two epochs: the first step of a subclassed model learns the output widths.
+    model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0, callbacks=[stats])
+    last = [r for r in stats.records if r.epoch == 1]
+    batches = {layer: [r.batch for r in last if r.layer == layer]
+               for layer in ("positive", "negative")}
+    assert batches == {"positive": [0, 2, 3], "negative": [1]}
+    for record in last:
+        batch = x[record.batch * 16:(record.batch + 1) * 16]
+        layer = getattr(model, record.layer)
+        expected = keras.ops.convert_to_numpy(layer(batch)).astype("float64")
+        assert record.stats["count"] == expected.size and record.stats["batches"] == 1
+        np.testing.assert_allclose(record.stats["mean"], expected.mean(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(record.stats["max"], expected.max(), rtol=1e-6)
+
+
 # -- the lesson -------------------------------------------------------------------------
 def seeds_mlp(init):
     layers = [keras.Input((500,))]

@@ -124,6 +124,8 @@ def test_native_fold_equals_the_keras_ops_fold(name, nonfinite, dtype):
         [3.0e38, -3.0e38, 1.0],  # finite, but the sum, the moments and the gaps overflow
         [3.0e38, 3.0e38, 1.0],  # finite values whose sum overflows: the masked branch
         [-1.0, 1.0, 0.995, -0.995, 0.0, 1.0e-8],  # on the saturation and bin edges
+        [0.1, 16777216.0, -3.0e-9, 7.0, -16777215.0, -0.0],  # gaps that round
+        [-3.0e38, 3.0e38, 2.0e38, -1.0],  # a row's extremes overflow, some gaps do not
     ],
 )
 def test_native_fold_equals_the_keras_ops_fold_on_edge_cases(values):
