@@ -7,7 +7,8 @@ each `keras.ops` call on torch converts and checks its arguments in Python, whic
 eager step costs as much as the kernel for a few hundred thousand values. Here:
 
 - on a CPU tensor whose values are all finite (its sum is finite; the usual case), one
-  branch with no finite mask: `torch.aminmax` for the extremes, one subtraction squared
+  branch with no finite mask: `torch.aminmax` per unit for the extremes (the tensor's,
+  each unit's largest magnitude) and per row for the unit spread, one subtraction squared
   in place for the moments, one bucketize (`clamp_`, `floor_` in place) and one `bincount`
   for the histogram. Deciding the branch reads one scalar on the host, which on a CPU
   tensor is not a device synchronization;
@@ -51,21 +52,36 @@ def fold(state: Any, x: Any, layout: Layout) -> Any:
         flat = values.reshape(-1)
         total = flat.sum()
         finite = flat.device.type == "cpu" and bool(torch.isfinite(total))
+        units = _units_view(values, layout) if layout.units else None
+        start = HEAD + layout.bins + 2
         if finite:
-            head, counts = _finite(state, flat, total, layout)
+            # Each unit's extremes give the tensor's and each unit's largest |value|.
+            extremes = None if units is None else torch.aminmax(units, dim=0)
+            head, counts = _finite(state, flat, total, layout, extremes)
+            if extremes is not None:
+                peaks, spread = torch.maximum(extremes.max, -extremes.min), _row_spread(units)
         else:
             head, counts = _masked(state, flat, layout)
-        start = HEAD + layout.bins + 2
+            if units is not None:
+                magnitude = torch.where(torch.isfinite(units), units.abs(), 1.0)
+                peaks, spread = magnitude.amax(dim=0), _spread(units)
         parts = [head, state[HEAD:start] + counts]
-        if layout.units:
-            units = _units_view(values, layout)
+        if units is not None:
             fired = start + layout.units
-            magnitude = units.abs()
-            if not finite:
-                magnitude = torch.where(torch.isfinite(units), magnitude, 1.0)
-            parts.append(torch.maximum(state[start:fired], magnitude.amax(dim=0)))
-            parts.append(torch.maximum(state[fired:], _spread(units).reshape(1)))
+            parts.append(torch.maximum(state[start:fired], peaks))
+            parts.append(torch.maximum(state[fired:], spread.reshape(1)))
         return torch.cat(parts)
+
+
+def _row_spread(units: Any) -> Any:
+    """`_spread` of finite units from each row's extremes: rounding is monotonic, so a
+    row's largest `u_j - u_0` is its largest `u_j` minus `u_0`, exactly (one pass)."""
+    low, high = torch.aminmax(units, dim=1)
+    first = units[:, 0]
+    spread = torch.maximum(high - first, first - low).amax()
+    if bool(torch.isfinite(spread)):
+        return spread
+    return _spread(units)  # a gap overflows: the largest finite one
 
 
 def _spread(units: Any) -> Any:
@@ -77,13 +93,19 @@ def _spread(units: Any) -> Any:
     return torch.where(torch.isfinite(gaps), gaps, 0.0).amax()
 
 
-def _finite(state: Any, flat: Any, total: Any, layout: Layout) -> tuple[Any, Any]:
-    """The head and histogram of a tensor whose values are all finite (`total`: their sum)."""
+def _finite(
+    state: Any, flat: Any, total: Any, layout: Layout, extremes: Any = None
+) -> tuple[Any, Any]:
+    """The head and histogram of a tensor whose values are all finite (`total`: their sum;
+    `extremes`: each unit's `aminmax`, if computed)."""
     n0, mean0, m2_0 = state[COUNT], state[MEAN], state[M2]
     n1 = flat.new_tensor(float(flat.numel()))
     mean1 = total / torch.clamp(n1, min=1.0)
     m2_1 = (flat - mean1).square_().sum()
-    low, high = torch.aminmax(flat)
+    if extremes is None:
+        low, high = torch.aminmax(flat)
+    else:
+        low, high = extremes.min.amin(), extremes.max.amax()
     zeros = (flat == 0.0).sum(dtype=torch.float32)
     saturated = _saturated(flat, layout)
     n = n0 + n1
