@@ -9,7 +9,7 @@ A layer's accumulator is a 1-D float32 vector laid out as
 `fold` merges one activation tensor into it with `keras.ops` only, so it runs inside the
 compiled training step on every backend (like BatchNormalization's moving mean).
 `fold_for` picks the fold a training step runs: a native one where the backend has a
-faster one (`_fold_tensorflow`, `_fold_torch`, imported lazily), else `fold`. Moments
+faster one (`_fold_tensorflow`, `_fold_torch`, `_fold_jax`, imported lazily), else `fold`. Moments
 merge with Chan et al.'s parallel formula, which stays accurate where the naive
 sum-of-squares cancels. `finalize` turns a vector into statistics on the host, and
 `merge` combines per-replica vectors exactly (used under `tf.distribute`).
@@ -116,18 +116,24 @@ FOLD_ENV = "KERAS_INITKIT_FOLD"  # "keras_ops" forces `fold` too; "native" (defa
 def fold_for(jit_compile: bool = False) -> Callable[[Any, Any, Layout], Any]:
     """The fold a training step runs on this backend, for a step compiled with `jit_compile`.
 
-    The TensorFlow graph-mode step and the eager torch step get a fold written in the
+    The TensorFlow graph-mode step, the eager torch step and JAX get a fold written in the
     backend's own ops (same vector; `tests/stats/test_native_fold.py`); an XLA-compiled
-    step (TensorFlow `jit_compile=True`, JAX), `torch.compile` and any other backend get
+    TensorFlow step (`jit_compile=True`), `torch.compile` and any other backend get
     `fold`, which XLA fuses. `NATIVE_FOLD = False` or the environment variable
     `KERAS_INITKIT_FOLD=keras_ops` forces `fold` everywhere.
     """
     choice = os.environ.get(FOLD_ENV, "native")
     if choice not in ("native", "keras_ops"):
         raise ValueError(f"{FOLD_ENV} must be 'native' or 'keras_ops'; got {choice!r}")
-    if not NATIVE_FOLD or choice == "keras_ops" or jit_compile:
+    if not NATIVE_FOLD or choice == "keras_ops":
         return fold
     backend = keras.backend.backend()
+    if backend == "jax":  # XLA compiles it, `jit_compile` or not
+        from keras_initkit.stats import _fold_jax
+
+        return _fold_jax.fold
+    if jit_compile:
+        return fold
     if backend == "tensorflow":
         from keras_initkit.stats import _fold_tensorflow
 

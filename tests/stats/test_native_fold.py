@@ -1,4 +1,4 @@
-"""The native folds (TensorFlow graph mode, eager torch) against the `keras.ops` fold.
+"""The native folds (TensorFlow graph mode, eager torch, JAX) against the `keras.ops` fold.
 
 `accumulator.fold_for` gives the training step a fold written in the backend's own ops
 where that is faster (issue 18, lever 2); `accumulator.fold` (keras.ops) stays the
@@ -7,8 +7,8 @@ values, in float32, float16 and bfloat16, for dense, channels-last conv, sequenc
 channels-first outputs, each native fold must give the reference's vector: counts,
 histogram and unit peaks exactly, moments and extremes within 1e-6 relative (they are
 equal bit for bit as measured; the tolerance leaves room for a kernel's summation order).
-Each case folds twice, so the merge with a non-empty state is covered. On JAX there is no
-native fold: `fold_for` must return the reference itself.
+Each case folds twice, so the merge with a non-empty state is covered. A TensorFlow
+step compiled by XLA (`jit_compile=True`) keeps the reference itself.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from keras_initkit.stats.accumulator import (
 )
 
 BACKEND = keras.backend.backend()
-NATIVE = BACKEND in ("tensorflow", "torch")
+NATIVE = BACKEND in ("tensorflow", "torch", "jax")
 needs_native = pytest.mark.skipif(not NATIVE, reason="no native fold on this backend")
 
 
@@ -77,6 +77,10 @@ CASES = {
 def _native():
     """The native fold, run as the training step runs it (in a graph on TensorFlow)."""
     native = fold_for()
+    if BACKEND == "jax":
+        import jax
+
+        return lambda state, x, layout: jax.jit(lambda s, v: native(s, v, layout))(state, x)
     if BACKEND != "tensorflow":
         return native
     import tensorflow as tf
@@ -139,7 +143,8 @@ def test_native_fold_equals_the_keras_ops_fold_on_edge_cases(values):
 
 
 def test_fold_for_picks_the_keras_ops_fold_where_there_is_no_native_one(monkeypatch):
-    assert fold_for(jit_compile=True) is fold  # XLA / torch.compile fuse keras.ops already
+    # XLA (TensorFlow) and torch.compile fuse keras.ops already; JAX's fold is compiled too
+    assert (fold_for(jit_compile=True) is fold) == (BACKEND != "jax")
     monkeypatch.setattr(accumulator, "NATIVE_FOLD", False)
     assert fold_for() is fold
     monkeypatch.setattr(accumulator, "NATIVE_FOLD", True)
@@ -167,7 +172,7 @@ def test_native_modules_of_other_backends_are_never_imported():
     )
     assert result.returncode == 0, result.stderr[-2000:]
     imported = result.stdout.strip().splitlines()[-1]
-    expected = {"tensorflow": ["tensorflow"], "torch": ["torch"]}.get(BACKEND, [])
+    expected = {"tensorflow": ["tensorflow"], "torch": ["torch"], "jax": ["jax"]}.get(BACKEND, [])
     assert imported == str([f"keras_initkit.stats._fold_{name}" for name in expected])
 
 
