@@ -9,7 +9,7 @@ A layer's accumulator is a 1-D float32 vector laid out as
 `fold` merges one activation tensor into it with `keras.ops` only, so it runs inside the
 compiled training step on every backend (like BatchNormalization's moving mean).
 `fold_for` picks the fold a training step runs: a native one where the backend has a
-faster one (`_fold_tensorflow`, `_fold_torch`, `_fold_jax`, imported lazily), else `fold`. Moments
+faster one (`_fold_tensorflow`, `_fold_torch`, `_fold_finite`, imported lazily), else `fold`. Moments
 merge with Chan et al.'s parallel formula, which stays accurate where the naive
 sum-of-squares cancels. `finalize` turns a vector into statistics on the host, and
 `merge` combines per-replica vectors exactly (used under `tf.distribute`).
@@ -116,10 +116,11 @@ FOLD_ENV = "KERAS_INITKIT_FOLD"  # "keras_ops" forces `fold` too; "native" (defa
 def fold_for(jit_compile: bool = False) -> Callable[[Any, Any, Layout], Any]:
     """The fold a training step runs on this backend, for a step compiled with `jit_compile`.
 
-    The TensorFlow graph-mode step, the eager torch step and JAX get a fold written in the
-    backend's own ops (same vector; `tests/stats/test_native_fold.py`); an XLA-compiled
-    TensorFlow step (`jit_compile=True`), `torch.compile` and any other backend get
-    `fold`, which XLA fuses. `NATIVE_FOLD = False` or the environment variable
+    The TensorFlow graph-mode step and the eager torch step get a fold written in the
+    backend's own ops, JAX one with a cheaper branch for finite tensors (same vector;
+    `tests/stats/test_native_fold.py`); an XLA-compiled TensorFlow step
+    (`jit_compile=True`), `torch.compile` and any other backend get `fold`, which XLA
+    fuses. `NATIVE_FOLD = False` or the environment variable
     `KERAS_INITKIT_FOLD=keras_ops` forces `fold` everywhere.
     """
     choice = os.environ.get(FOLD_ENV, "native")
@@ -129,9 +130,9 @@ def fold_for(jit_compile: bool = False) -> Callable[[Any, Any, Layout], Any]:
         return fold
     backend = keras.backend.backend()
     if backend == "jax":  # XLA compiles it, `jit_compile` or not
-        from keras_initkit.stats import _fold_jax
+        from keras_initkit.stats import _fold_finite
 
-        return _fold_jax.fold
+        return _fold_finite.fold
     if jit_compile:
         return fold
     if backend == "tensorflow":

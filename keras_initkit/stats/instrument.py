@@ -276,8 +276,9 @@ class Instrumentation:
         slot.variable.assign(ops.cond(predicate, folded, otherwise))
 
     def _predicate(self) -> tuple[Any, Any]:
-        """Whether this step folds, and the window's number; computed once per step (the
-        first watched call ticks)."""
+        """Whether this step folds, and the window's number; computed once per step, which
+        ticks the counter (as the step starts on TensorFlow, at its first watched call on
+        JAX)."""
         if getattr(_STEP, "predicate", None) is None:
             control = self.control.value
             tick = control[0]
