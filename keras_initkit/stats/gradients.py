@@ -130,9 +130,9 @@ def fold(state, grads, before, after, layout: GradientLayout, scale=None, bincou
         after: their values after the step.
         layout: the `GradientLayout` of `state`.
         scale: the loss scale the gradients carry (divided out), or `None`.
-        bincount: TensorFlow's graph mode, not XLA: count the histogram with a
-            counting kernel (the alternative is a float scatter-add; XLA cannot compile
-            it), and take the sums of squares and the clip in one kernel each
+        bincount: TensorFlow's graph mode, not XLA: count the histogram with
+            `ops.bincount` (a counting kernel; the alternative is a float scatter-add;
+            XLA cannot compile it), and square and sum in one kernel
             (`_gradient_kernels_tensorflow`; same results).
     """
     head = state[:HEAD] + ops.convert_to_tensor([1.0, 0.0, 0.0, 1.0], "float32")
@@ -178,9 +178,10 @@ def nonfinite_counts(vector: np.ndarray, layout: GradientLayout) -> np.ndarray:
 
 
 class _Kernels:
-    """`keras.ops` forms, or (`native`, TensorFlow's graph mode) one-kernel equivalents."""
+    """`keras.ops` forms, or (`native`: TensorFlow's graph mode) faster equivalents."""
 
     def __init__(self, native: bool = False) -> None:
+        self.bincount = native
         self.native = native and keras.backend.backend() == "tensorflow"
         if self.native:
             from keras_initkit.stats import _gradient_kernels_tensorflow as tf_kernels
@@ -190,12 +191,12 @@ class _Kernels:
     def sum_of_squares(self, x):
         return self.tf.sum_of_squares(x) if self.native else ops.sum(ops.square(x))
 
-    def clip(self, x, low: float, high: float):
-        return self.tf.clip(x, low, high) if self.native else ops.clip(x, low, high)
-
     def count(self, index, length: int):
         """How many of `index` (int32, in `0..length-1`) equal each of `0..length-1`."""
-        return self.tf.count(index, length) if self.native else _count(index, length)
+        if self.bincount:  # exactly `length` counts (the shape made static)
+            counts = ops.reshape(ops.bincount(index, minlength=length), (length,))
+            return ops.cast(counts, "float32")
+        return _count(index, length)
 
 
 def _fold_one(old, g, w0, w1, layout: GradientLayout, size: float, kernels: _Kernels):
@@ -250,7 +251,7 @@ def _histogram(absolute, nan, layout: GradientLayout, kernels: _Kernels):
     nb = layout.bins
     low, high = math.log10(layout.low), math.log10(layout.high)
     position = (ops.log10(absolute) - low) * (nb / (high - low))
-    index = ops.floor(kernels.clip(position, -1.0, float(nb))) + 1.0
+    index = ops.floor(ops.clip(position, -1.0, float(nb))) + 1.0
     if nan is not None:
         index = ops.where(nan, nb + 2.0, index)
     # indices are 0..nb+2 (NaN last), so exactly nb+3 counts

@@ -116,8 +116,8 @@ def test_recorded_statistics_equal_autodiff_reference_and_weight_change(jit_comp
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's graph-mode kernels")
 def test_tensorflow_one_kernel_fold_gives_the_keras_ops_vector():
-    # The fold in TensorFlow's graph mode takes its sums of squares, clip and counts from
-    # single kernels (`_gradient_kernels_tensorflow`); it must give the keras.ops vector
+    # The fold in TensorFlow's graph mode takes its sums of squares from
+    # one kernel each (`_gradient_kernels_tensorflow`); it must give the keras.ops vector
     # bit for bit, also with NaN, Inf, exact zeros, values below the histogram and a
     # loss scale.
     import tensorflow as tf
