@@ -130,12 +130,14 @@ def fold(state, grads, before, after, layout: GradientLayout, scale=None, bincou
         after: their values after the step.
         layout: the `GradientLayout` of `state`.
         scale: the loss scale the gradients carry (divided out), or `None`.
-        bincount: count the histogram with `ops.bincount` (a counting kernel; faster
-            in TensorFlow's graph mode, where the alternative is a float scatter-add; not
-            under XLA, whose shapes cannot depend on the data).
+        bincount: TensorFlow's graph mode, not XLA: count the histogram with
+            `ops.bincount` (a counting kernel; the alternative is a float scatter-add;
+            XLA cannot compile it), and square and sum in one kernel
+            (`_gradient_kernels_tensorflow`; same results).
     """
     head = state[:HEAD] + ops.convert_to_tensor([1.0, 0.0, 0.0, 1.0], "float32")
     blocks = [head, state[HEAD : layout.head]]
+    kernels = _Kernels(bincount)
     for index, (g, w0, w1) in enumerate(zip(grads, before, after, strict=True)):
         start = layout.start(index)
         old = state[start : start + layout.block]
@@ -145,7 +147,7 @@ def fold(state, grads, before, after, layout: GradientLayout, scale=None, bincou
         if scale is not None:
             g = g / ops.cast(scale, "float32")
         size = float(layout.sizes[index])
-        blocks.append(_fold_one(old, ops.stop_gradient(g), w0, w1, layout, size, bincount))
+        blocks.append(_fold_one(old, ops.stop_gradient(g), w0, w1, layout, size, kernels))
     return ops.concatenate(blocks)
 
 
@@ -175,11 +177,33 @@ def nonfinite_counts(vector: np.ndarray, layout: GradientLayout) -> np.ndarray:
     return vector[HEAD : layout.head] + np.asarray(folded, dtype="float64")
 
 
-def _fold_one(old, g, w0, w1, layout: GradientLayout, size: float, bincount: bool):
-    g_sumsq = ops.sum(ops.square(g))
-    w_sumsq = ops.sum(ops.square(w0))
+class _Kernels:
+    """`keras.ops` forms, or (`native`: TensorFlow's graph mode) faster equivalents."""
+
+    def __init__(self, native: bool = False) -> None:
+        self.bincount = native
+        self.native = native and keras.backend.backend() == "tensorflow"
+        if self.native:
+            from keras_initkit.stats import _gradient_kernels_tensorflow as tf_kernels
+
+            self.tf = tf_kernels
+
+    def sum_of_squares(self, x):
+        return self.tf.sum_of_squares(x) if self.native else ops.sum(ops.square(x))
+
+    def count(self, index, length: int):
+        """How many of `index` (int32, in `0..length-1`) equal each of `0..length-1`."""
+        if self.bincount:  # exactly `length` counts (the shape made static)
+            counts = ops.reshape(ops.bincount(index, minlength=length), (length,))
+            return ops.cast(counts, "float32")
+        return _count(index, length)
+
+
+def _fold_one(old, g, w0, w1, layout: GradientLayout, size: float, kernels: _Kernels):
+    g_sumsq = kernels.sum_of_squares(g)
+    w_sumsq = kernels.sum_of_squares(w0)
     u = w1 - w0
-    u_sumsq = ops.sum(ops.square(u))
+    u_sumsq = kernels.sum_of_squares(u)
     absolute = ops.abs(g)
     # A finite sum of squares means every value is finite (the usual case): no NaN/Inf
     # to count and no NaN to keep out of the histogram. Else (a NaN or Inf, or a sum
@@ -189,12 +213,12 @@ def _fold_one(old, g, w0, w1, layout: GradientLayout, size: float, bincount: boo
         finite, lambda: size - ops.sum(ops.cast(ops.isfinite(g), "float32"))
     )
     if keras.backend.backend() == "jax":  # XLA fuses the mask into the bin computation
-        histogram = _histogram(absolute, ops.isnan(g), layout, bincount)
+        histogram = _histogram(absolute, ops.isnan(g), layout, kernels)
     else:
         histogram = _cond(
             finite,
-            lambda: _histogram(absolute, None, layout, bincount),
-            lambda: _histogram(absolute, ops.isnan(g), layout, bincount),
+            lambda: _histogram(absolute, None, layout, kernels),
+            lambda: _histogram(absolute, ops.isnan(g), layout, kernels),
         )
     # Exact zeros land in the first bin: counted only when that bin holds anything.
     zeros = _unless(
@@ -222,7 +246,7 @@ def _fold_one(old, g, w0, w1, layout: GradientLayout, size: float, bincount: boo
     return ops.concatenate([head, old[n:] + histogram])
 
 
-def _histogram(absolute, nan, layout: GradientLayout, bincount: bool = False):
+def _histogram(absolute, nan, layout: GradientLayout, kernels: _Kernels):
     """The `bins + 2` counts of `absolute` (NaN values, where `nan`, left out)."""
     nb = layout.bins
     low, high = math.log10(layout.low), math.log10(layout.high)
@@ -230,11 +254,8 @@ def _histogram(absolute, nan, layout: GradientLayout, bincount: bool = False):
     index = ops.floor(ops.clip(position, -1.0, float(nb))) + 1.0
     if nan is not None:
         index = ops.where(nan, nb + 2.0, index)
-    index = ops.cast(index, "int32")
-    if bincount:  # indices are 0..nb+2, so exactly nb+3 counts (the shape made static)
-        counts = ops.reshape(ops.bincount(index, minlength=nb + 3), (nb + 3,))
-        return ops.cast(counts, "float32")[: nb + 2]
-    return _count(index, nb + 3)[: nb + 2]
+    # indices are 0..nb+2 (NaN last), so exactly nb+3 counts
+    return kernels.count(ops.cast(index, "int32"), nb + 3)[: nb + 2]
 
 
 def _cond(pred, true_fn, false_fn):
@@ -269,39 +290,38 @@ def finalize(vector: np.ndarray, layout: GradientLayout) -> list[tuple[dict, np.
     """
     vector = np.asarray(vector, dtype="float64")
     steps = vector[STEPS]
-    if steps <= 0:
+    if steps <= 0 or not layout.sizes:
         return []
-    out = []
-    for index, size in enumerate(layout.sizes):
-        start = layout.start(index)
-        block = vector[start : start + layout.block]
-        f = {name: block[i] for i, name in enumerate(FIELDS)}
-        elements = max(size, 1) * steps
-        weight_norm = f["weight_norm"] / steps
-        update_norm = f["update_norm"] / steps
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = update_norm / weight_norm if weight_norm > 0 else math.nan
-        stats = {
-            "gradient_norm": f["grad_norm"] / steps,
-            "gradient_rms": math.sqrt(f["grad_sumsq"] / elements)
-            if f["grad_sumsq"] >= 0
-            else math.nan,
-            "gradient_mean": f["grad_sum"] / elements,
-            "gradient_max_abs": f["grad_max_abs"],
-            "gradient_nonfinite": f["grad_nonfinite"],
-            "gradient_zero_fraction": f["grad_zeros"] / elements,
-            "weight_norm": weight_norm,
-            "weight_rms": math.sqrt(f["weight_sumsq"] / elements)
-            if f["weight_sumsq"] >= 0
-            else math.nan,
-            "update_norm": update_norm,
-            "update_rms": math.sqrt(f["update_sumsq"] / elements)
-            if f["update_sumsq"] >= 0
-            else math.nan,
-            "update_ratio": ratio,
-            "size": float(size),
-            "ndim": float(layout.ndims[index]) if layout.ndims else math.nan,
-            "steps": float(steps),
-        }
-        out.append((stats, block[len(FIELDS) :].copy()))
-    return out
+    blocks = vector[layout.head :].reshape(len(layout.sizes), layout.block)
+    f = {name: blocks[:, i] for i, name in enumerate(FIELDS)}
+    sizes = np.asarray(layout.sizes, dtype="float64")
+    elements = np.maximum(sizes, 1.0) * steps
+    weight_norm = f["weight_norm"] / steps
+    update_norm = f["update_norm"] / steps
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(weight_norm > 0, update_norm / weight_norm, math.nan)
+        columns = [
+            f["grad_norm"] / steps,
+            _root(f["grad_sumsq"] / elements),
+            f["grad_sum"] / elements,
+            f["grad_max_abs"],
+            f["grad_nonfinite"],
+            f["grad_zeros"] / elements,
+            weight_norm,
+            _root(f["weight_sumsq"] / elements),
+            update_norm,
+            _root(f["update_sumsq"] / elements),
+            ratio,
+            sizes,
+            np.asarray(layout.ndims, "float64") if layout.ndims else np.full(len(sizes), math.nan),
+            np.full(len(sizes), steps),
+        ]
+    table = np.stack(columns, axis=1).tolist()  # one row of Python floats per variable
+    counts = blocks[:, len(FIELDS) :]
+    return [(dict(zip(STATISTICS, row, strict=True)), counts[i].copy())
+            for i, row in enumerate(table)]  # fmt: skip
+
+
+def _root(x: np.ndarray) -> np.ndarray:
+    """`sqrt(x)`, NaN where `x` is negative or NaN."""
+    return np.where(x >= 0, np.sqrt(np.maximum(x, 0.0)), math.nan)

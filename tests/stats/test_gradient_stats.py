@@ -114,6 +114,46 @@ def test_recorded_statistics_equal_autodiff_reference_and_weight_change(jit_comp
         assert r.counts.sum() == g.size
 
 
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's graph-mode kernels")
+def test_tensorflow_one_kernel_fold_gives_the_keras_ops_vector():
+    # The fold in TensorFlow's graph mode takes its sums of squares from
+    # one kernel each (`_gradient_kernels_tensorflow`); it must give the keras.ops vector
+    # bit for bit, also with NaN, Inf, exact zeros, values below the histogram, squares
+    # whose half underflows, and a loss scale.
+    import tensorflow as tf
+
+    from keras_initkit.stats import gradients as gstats
+
+    rng = np.random.default_rng(4)
+    shapes = [(40, 30), (30,), (3, 3, 2, 4), (1,), (301,)]
+    layout = gstats.GradientLayout(sizes=tuple(int(np.prod(s)) for s in shapes),
+                                   ndims=tuple(len(s) for s in shapes))
+    # a window's first step (sums start at zero, so tiny sums show) and a later one
+    states = [layout.empty(0, 4),
+              (layout.empty(0, 4) + 0.25 * (np.arange(layout.size) % 5)).astype("float32")]
+    for special in (False, True):
+        grads = [rng.standard_normal(s).astype("float32") * 10.0 ** rng.uniform(-12, 2)
+                 for s in shapes]
+        if special:
+            grads[0].flat[:5] = [np.nan, np.inf, -np.inf, 0.0, 1e-30]
+            grads[2].flat[:3] = 0.0
+            grads[4][:] = 1e-20
+            grads[3][:] = 1.2e-19  # its square is normal, half of it is not (flushed)
+        before = [rng.standard_normal(s).astype("float32") for s in shapes]
+        after = [w - 0.01 * np.nan_to_num(g) for w, g in zip(before, grads, strict=True)]
+        tensors = [[tf.constant(x) for x in values] for values in (grads, before, after)]
+        for scale, state in [(scale, state) for scale in (None, 64.0) for state in states]:
+            vectors = [
+                tf.function(
+                    lambda v, g, w0, w1, scale=scale, native=native: gstats.fold(
+                        v, g, w0, w1, layout, scale, native
+                    )
+                )(tf.constant(state), *tensors).numpy()
+                for native in (True, False)
+            ]
+            np.testing.assert_array_equal(*vectors)
+
+
 def test_sgd_update_is_learning_rate_times_gradient():
     model = mlp()
     model.compile(keras.optimizers.SGD(0.05), "sparse_categorical_crossentropy")
