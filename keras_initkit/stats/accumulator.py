@@ -8,8 +8,8 @@ A layer's accumulator is a 1-D float32 vector laid out as
 
 `fold` merges one activation tensor into it with `keras.ops` only, so it runs inside the
 compiled training step on every backend (like BatchNormalization's moving mean).
-`fold_for` picks the fold a training step runs: a native one where the backend has a
-faster one (`_fold_tensorflow`, `_fold_torch`, `_fold_finite`, imported lazily), else `fold`. Moments
+`fold_for` picks the fold a training step runs: a faster one where the backend has one
+(`_fold_tensorflow`, `_fold_torch`, `_fold_finite`, imported lazily), else `fold`. Moments
 merge with Chan et al.'s parallel formula, which stays accurate where the naive
 sum-of-squares cancels. `finalize` turns a vector into statistics on the host, and
 `merge` combines per-replica vectors exactly (used under `tf.distribute`).

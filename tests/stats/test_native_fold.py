@@ -172,8 +172,9 @@ def test_native_modules_of_other_backends_are_never_imported():
     )
     assert result.returncode == 0, result.stderr[-2000:]
     imported = result.stdout.strip().splitlines()[-1]
-    expected = {"tensorflow": ["tensorflow"], "torch": ["torch"], "jax": ["finite"]}.get(BACKEND, [])
-    assert imported == str([f"keras_initkit.stats._fold_{name}" for name in expected])
+    expected = {"tensorflow": ["tensorflow"], "torch": ["torch"], "jax": ["finite"]}
+    names = expected.get(BACKEND, [])
+    assert imported == str([f"keras_initkit.stats._fold_{name}" for name in names])
 
 
 def _fit_records(monkeypatch, native, policy=None, steps_per_execution=1):
