@@ -8,10 +8,10 @@ eager step costs as much as the kernel for a few hundred thousand values. Here:
 
 - on a CPU tensor whose values are all finite (its sum is finite; the usual case), one
   branch with no finite mask: each unit's extremes for the tensor's extremes and each
-  unit's largest magnitude, one subtraction squared
-  in place for the moments, one bucketize (`clamp_`, `floor_` in place) and one `bincount`
-  for the histogram. Deciding the branch reads one scalar on the host, which on a CPU
-  tensor is not a device synchronization;
+  unit's largest magnitude, one subtraction squared in place for the moments, one
+  bucketize (`clamp_`, `floor_` in place) and one `bincount` for the histogram.
+  Deciding the branch reads one scalar on the host, which on a CPU tensor is not a
+  device synchronization;
 - otherwise (NaN or Inf, an overflowing sum, or a GPU tensor, where reading the scalar
   would stall the stream) the masked fold, as `accumulator.fold` computes it.
 
