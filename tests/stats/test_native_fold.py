@@ -160,11 +160,15 @@ def test_fold_for_picks_the_keras_ops_fold_where_there_is_no_native_one(monkeypa
 
 def test_native_modules_of_other_backends_are_never_imported():
     # A fresh interpreter: in this one, pytest's doctest collection imported every module.
+    # Also GradientStats' kernels: asked for the native ones, only TensorFlow has them.
     probe = (
         "import sys, keras_initkit\n"
+        "from keras_initkit.stats import gradients\n"
         "from keras_initkit.stats.accumulator import fold_for\n"
         "fold_for()\n"
-        "print(sorted(m for m in sys.modules if m.startswith('keras_initkit.stats._fold_')))"
+        "gradients._Kernels(native=True)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('keras_initkit.stats._fold_')\n"
+        "             or m.startswith('keras_initkit.stats._gradient_kernels_')))"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300,
@@ -172,9 +176,13 @@ def test_native_modules_of_other_backends_are_never_imported():
     )
     assert result.returncode == 0, result.stderr[-2000:]
     imported = result.stdout.strip().splitlines()[-1]
-    expected = {"tensorflow": ["tensorflow"], "torch": ["torch"], "jax": ["finite"]}
+    expected = {
+        "tensorflow": ["_fold_tensorflow", "_gradient_kernels_tensorflow"],
+        "torch": ["_fold_torch"],
+        "jax": ["_fold_finite"],
+    }
     names = expected.get(BACKEND, [])
-    assert imported == str([f"keras_initkit.stats._fold_{name}" for name in names])
+    assert imported == str([f"keras_initkit.stats.{name}" for name in names])
 
 
 def _fit_records(monkeypatch, native, policy=None, steps_per_execution=1):
