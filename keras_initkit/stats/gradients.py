@@ -249,13 +249,22 @@ def _fold_one(old, g, w0, w1, layout: GradientLayout, size: float, kernels: _Ker
 def _histogram(absolute, nan, layout: GradientLayout, kernels: _Kernels):
     """The `bins + 2` counts of `absolute` (NaN values, where `nan`, left out)."""
     nb = layout.bins
-    low, high = math.log10(layout.low), math.log10(layout.high)
-    position = (ops.log10(absolute) - low) * (nb / (high - low))
+    position = _position(absolute, layout)
+    if nan is None and kernels.native:  # finite: one counting kernel takes the rest
+        return kernels.tf.histogram_of_floor(ops.floor(position), nb)
     index = ops.floor(ops.clip(position, -1.0, float(nb))) + 1.0
     if nan is not None:
         index = ops.where(nan, nb + 2.0, index)
     # indices are 0..nb+2 (NaN last), so exactly nb+3 counts
     return kernels.count(ops.cast(index, "int32"), nb + 3)[: nb + 2]
+
+
+def _position(absolute, layout: GradientLayout):
+    """Each `|g|`'s place on the bins, `(log10 |g| - log10 low) / bin width`, as one natural
+    logarithm, one product and one difference (the bin `floor(position) + 1`, clipped)."""
+    low, high = math.log10(layout.low), math.log10(layout.high)
+    per_decade = layout.bins / (high - low)
+    return ops.log(absolute) * (per_decade / math.log(10.0)) - low * per_decade
 
 
 def _cond(pred, true_fn, false_fn):

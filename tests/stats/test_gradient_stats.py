@@ -96,7 +96,10 @@ def test_recorded_statistics_equal_autodiff_reference_and_weight_change(jit_comp
         s = r.stats
         assert close(s["gradient_norm"], np.linalg.norm(g))
         assert close(s["gradient_rms"], np.sqrt(np.mean(g**2)))
-        assert math.isclose(s["gradient_mean"], g.mean(), rel_tol=1e-4, abs_tol=1e-8)
+        # (a mean near zero, such as the read-out bias's, is float32 rounding: judged
+        # against the gradient's scale)
+        assert math.isclose(s["gradient_mean"], g.mean(), rel_tol=1e-4,
+                            abs_tol=1e-6 * np.abs(g).max())
         assert close(s["gradient_max_abs"], np.abs(g).max())
         assert s["gradient_nonfinite"] == 0
         assert close(s["weight_norm"], np.linalg.norm(w0))
@@ -116,8 +119,9 @@ def test_recorded_statistics_equal_autodiff_reference_and_weight_change(jit_comp
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's graph-mode kernels")
 def test_tensorflow_one_kernel_fold_gives_the_keras_ops_vector():
-    # The fold in TensorFlow's graph mode takes its sums of squares from
-    # one kernel each (`_gradient_kernels_tensorflow`); it must give the keras.ops vector
+    # The fold in TensorFlow's graph mode takes its sums of squares and a finite
+    # gradient's histogram from one kernel each (`_gradient_kernels_tensorflow`); it must
+    # give the keras.ops vector
     # bit for bit, also with NaN, Inf, exact zeros, values below the histogram, squares
     # whose half underflows, and a loss scale.
     import tensorflow as tf
