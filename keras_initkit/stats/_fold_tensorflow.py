@@ -5,13 +5,16 @@ package imports without TensorFlow under JAX and torch. It returns the vector of
 `accumulator.fold` (`tests/stats/test_native_fold.py` checks it) with fewer, cheaper
 kernels; in graph mode every op is its own unfused kernel, one pass over the tensor each:
 
-- a batch whose values are all finite (its sum is finite; the usual case) takes a fast
-  branch that needs no finite mask: no `where` (a slow kernel in TensorFlow: a select
-  with broadcasting, costing about three elementwise passes) and no mask products;
-- the histogram is one `histogram_fixed_width` of the floored, scaled values (an index
-  and a count in one kernel) instead of a clip, a cast and a segment sum of ones;
+- a batch whose values are all finite (its sum is finite; the usual case) takes the
+  finite branch `_fold_finite.finite_fold`, which needs no finite mask: no `where` (a slow
+  kernel in TensorFlow: a select with broadcasting, costing about three elementwise
+  passes) and no mask products;
 - each unit's extremes give the tensor's extremes and the units' largest magnitudes,
-  and each row's extremes the unit spread (two reductions, not five passes).
+  and each row's extremes the unit spread (two reductions, not five passes);
+- that branch's costly pieces are TensorFlow kernels (`KERNELS`): the histogram is one
+  `histogram_fixed_width` of the floored, scaled values (an index and a count in one
+  kernel) instead of a clip, a cast and a segment sum of ones; the squared deviations
+  one `squared_difference`; a symmetric saturation margin one test of `|x|`.
 
 A batch with NaN or Inf (or whose sum overflows) takes `accumulator.fold` itself. On
 finite values the two branches do the same arithmetic, so they agree bit for bit.
@@ -34,22 +37,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from keras_initkit.stats import accumulator
-from keras_initkit.stats.accumulator import (
-    BATCHES,
-    COUNT,
-    HEAD,
-    INF,
-    M2,
-    MAX,
-    MEAN,
-    MIN,
-    NAN,
-    NONFINITE_CALLS,
-    SATURATED,
-    ZEROS,
-    Layout,
-)
+from keras_initkit.stats import _fold_finite, accumulator
+from keras_initkit.stats.accumulator import Layout
 
 
 def fold(state: Any, x: Any, layout: Layout) -> Any:
@@ -86,7 +75,7 @@ def _traced(layout: Layout) -> Any:
         total = tf.reduce_sum(flat)
         return tf.cond(
             tf.math.is_finite(total),
-            lambda: _finite_fold(state, flat, units, total, layout),
+            lambda: _fold_finite.finite_fold(state, flat, units, total, layout, KERNELS),
             lambda: accumulator.fold_views(state, flat, units, layout),
         )
 
@@ -94,44 +83,6 @@ def _traced(layout: Layout) -> Any:
         fold_views, input_signature=signature, autograph=False,
         experimental_attributes={"_noinline": True},
     )
-
-
-def _finite_fold(state: Any, flat: Any, units: Any, total: Any, layout: Layout) -> Any:
-    """The fold of a tensor whose values are all finite (`total` is their sum)."""
-    n0, mean0, m2_0 = state[COUNT], state[MEAN], state[M2]
-    n1 = tf.cast(tf.size(flat), tf.float32)
-    mean1 = total / tf.maximum(n1, 1.0)
-    m2_1 = tf.reduce_sum(tf.math.squared_difference(flat, mean1))
-    n = n0 + n1
-    delta = mean1 - mean0
-    share = n1 / tf.maximum(n, 1.0)
-    zero = tf.zeros((), tf.float32)
-    if units is None:
-        low, high = tf.reduce_min(flat), tf.reduce_max(flat)
-    else:  # each unit's extremes: the tensor's, and the unit's largest |value|, from them
-        unit_low, unit_high = tf.reduce_min(units, axis=0), tf.reduce_max(units, axis=0)
-        low, high = tf.reduce_min(unit_low), tf.reduce_max(unit_high)
-    head = tf.stack(
-        [
-            n,
-            mean0 + delta * share,
-            m2_0 + m2_1 + tf.square(delta) * n0 * share,
-            tf.minimum(state[MIN], low),
-            tf.maximum(state[MAX], high),
-            state[ZEROS] + tf.reduce_sum(tf.cast(tf.equal(flat, 0.0), tf.float32)),
-            state[SATURATED] + _saturated(flat, layout),
-            state[NAN] + zero,
-            state[INF] + zero,
-            state[BATCHES] + 1.0,
-            state[NONFINITE_CALLS] + zero,
-        ]
-    )
-    start = HEAD + layout.bins + 2
-    parts = [head, state[HEAD:start] + _histogram(flat, layout)]
-    if units is not None:  # [..., fired (one per unit), spread (the last slot)]
-        parts.append(tf.maximum(state[start:-1], tf.maximum(unit_high, -unit_low)))
-        parts.append(tf.maximum(state[-1:], tf.reshape(_spread(units), (1,))))
-    return tf.concat(parts, axis=0)
 
 
 def _spread(units: Any) -> Any:
@@ -183,3 +134,11 @@ def _saturated(flat: Any, layout: Layout) -> Any:
     else:
         hit = tf.logical_or(flat <= below, flat >= above)
     return tf.reduce_sum(tf.cast(hit, tf.float32))
+
+
+def _squared_deviations(flat: Any, mean: Any) -> Any:
+    return tf.reduce_sum(tf.math.squared_difference(flat, mean))
+
+
+# The finite branch's costly pieces in TensorFlow kernels (`_fold_finite.finite_fold`).
+KERNELS = _fold_finite.FiniteKernels(_squared_deviations, _histogram, _saturated, _spread)

@@ -177,7 +177,8 @@ def test_native_modules_of_other_backends_are_never_imported():
     assert result.returncode == 0, result.stderr[-2000:]
     imported = result.stdout.strip().splitlines()[-1]
     expected = {
-        "tensorflow": ["_fold_tensorflow", "_gradient_kernels_tensorflow"],
+        # `_fold_finite` is keras.ops (TensorFlow's fold takes its finite branch from it)
+        "tensorflow": ["_fold_finite", "_fold_tensorflow", "_gradient_kernels_tensorflow"],
         "torch": ["_fold_torch"],
         "jax": ["_fold_finite"],
     }
@@ -193,7 +194,9 @@ def _fit_records(monkeypatch, native, policy=None, steps_per_execution=1):
     try:
         keras.utils.set_random_seed(3)
         inputs = keras.Input((6, 6, 2))
-        x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)
+        # tanh, not relu: TensorFlow's graph mode fuses Conv2D and ReLU into one kernel,
+        # whose max(x, 0) turns the NaN below into 0 (the recorded output has none)
+        x = keras.layers.Conv2D(4, 3, activation="tanh", name="conv")(inputs)
         x = keras.layers.Flatten()(x)
         x = keras.layers.Dense(8, activation="tanh", name="dense")(x)
         outputs = keras.layers.Dense(3, activation="softmax", name="out")(x)
@@ -230,7 +233,8 @@ def test_fit_records_are_the_same_with_the_native_fold(monkeypatch, policy,
         assert (a.layer, a.step) == (b.layer, b.step)
         np.testing.assert_array_equal(a.counts, b.counts)
         for key, value in b.stats.items():
-            assert a.stats[key] == pytest.approx(value, rel=1e-6, nan_ok=True), key
+            # (abs: a mean near 0 of values near 1, summed in another order)
+            assert a.stats[key] == pytest.approx(value, rel=1e-6, abs=1e-7, nan_ok=True), key
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's graph-mode fold")
