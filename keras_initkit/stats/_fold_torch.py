@@ -7,12 +7,14 @@ each `keras.ops` call on torch converts and checks its arguments in Python, whic
 eager step costs as much as the kernel for a few hundred thousand values. Here:
 
 - on a CPU tensor whose values are all finite (its sum is finite; the usual case), one
-  branch with no finite mask: each unit's extremes for the tensor's extremes and each
-  unit's largest magnitude, one subtraction squared in place for the moments, one
-  bucketize (`clamp_`, `floor_` in place) and one `bincount` for the histogram.
-  Deciding the branch reads one scalar on the host, which on a CPU tensor is not a
-  device synchronization;
-- otherwise (NaN or Inf, an overflowing sum, or a GPU tensor, where reading the scalar
+  branch with no finite mask, each pass writing into one of two scratch buffers (no bool
+  tensors: a comparison writes 0/1 floats, which sum as the reference's cast mask does):
+  each unit's extremes for the tensor's extremes and each unit's largest magnitude, the
+  zero and saturation counts (skipped when the extremes rule them out), one subtraction
+  squared in place for the moments, one bucketize and one `bincount` over four
+  interleaved copies of the histogram. Deciding the branch and the skips reads a few
+  scalars on the host, which on a CPU tensor is not a device synchronization;
+- otherwise (NaN or Inf, an overflowing sum, or a GPU tensor, where reading a scalar
   would stall the stream) the masked fold, as `accumulator.fold` computes it.
 
 The two branches do the same arithmetic on finite values, so they agree bit for bit.
@@ -21,8 +23,11 @@ Not used under `torch.compile` (`jit_compile=True`), which compiles `accumulator
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import Any
 
+import numpy as np
 import torch
 
 from keras_initkit.stats.accumulator import (
@@ -42,6 +47,14 @@ from keras_initkit.stats.accumulator import (
     Layout,
 )
 
+# torch reduces over rows slowly when a row is short (16 floats: 5 ms for 800k values,
+# 40x a sum): `_unit_extremes` reduces blocks of rows at least this many floats wide.
+_BLOCK = 1024
+# `bincount` adds one to a counter per value; runs of one bin (a ReLU's zeros) wait on
+# the previous add. Four copies of the histogram, taken in turn, halve its time.
+_COPIES = 4
+_PATTERN = 256  # values per repetition of the copies' offsets (a multiple of _COPIES)
+
 
 def fold(state: Any, x: Any, layout: Layout) -> Any:
     """`accumulator.fold(state, x, layout)`, computed with torch kernels."""
@@ -51,20 +64,16 @@ def fold(state: Any, x: Any, layout: Layout) -> Any:
             values = values[: layout.max_rows]
         flat = values.reshape(-1)
         total = flat.sum()
-        finite = flat.device.type == "cpu" and bool(torch.isfinite(total))
         units = _units_view(values, layout) if layout.units else None
-        start = HEAD + layout.bins + 2
-        if finite:
-            # Each unit's extremes give the tensor's and each unit's largest |value|.
-            extremes = None if units is None else _unit_extremes(units)
-            head, counts = _finite(state, flat, total, layout, extremes)
-            if extremes is not None:
-                peaks, spread = torch.maximum(extremes[1], -extremes[0]), _spread(units)
+        if flat.device.type == "cpu" and bool(torch.isfinite(total)):
+            head, counts, peaks, spread = _finite(state, flat, units, total, layout)
         else:
             head, counts = _masked(state, flat, layout)
+            peaks = spread = None
             if units is not None:
                 magnitude = torch.where(torch.isfinite(units), units.abs(), 1.0)
-                peaks, spread = magnitude.amax(dim=0), _spread(units)
+                peaks, spread = magnitude.amax(dim=0), _finite_max(units - units[:, :1])
+        start = HEAD + layout.bins + 2
         parts = [head, state[HEAD:start] + counts]
         if units is not None:
             fired = start + layout.units
@@ -73,43 +82,31 @@ def fold(state: Any, x: Any, layout: Layout) -> Any:
         return torch.cat(parts)
 
 
-def _unit_extremes(units: Any) -> tuple[Any, Any]:
-    """Each unit's smallest and largest value (`amin`/`amax` over the rows).
-
-    torch reduces over the rows slowly when there are few units (a stride of 16 floats:
-    about 10x a contiguous reduction): those are transposed to contiguous rows first.
-    (`torch.aminmax` with `dim` is slower than the two reductions.)
-    """
-    if units.shape[1] < 32:
-        units = units.t().contiguous()
-        return units.amin(dim=1), units.amax(dim=1)
-    return units.amin(dim=0), units.amax(dim=0)
-
-
-def _spread(units: Any) -> Any:
-    """`accumulator.unit_spread`: the largest finite `|u_j - u_0|`."""
-    gaps = (units - units[:, :1]).abs_()
-    spread = gaps.amax()
-    if units.device.type == "cpu" and bool(torch.isfinite(spread)):  # a gap can overflow
-        return spread
-    return torch.where(torch.isfinite(gaps), gaps, 0.0).amax()
-
-
-def _finite(
-    state: Any, flat: Any, total: Any, layout: Layout, extremes: Any = None
-) -> tuple[Any, Any]:
-    """The head and histogram of a tensor whose values are all finite (`total`: their sum;
-    `extremes`: each unit's smallest and largest values, if computed)."""
+def _finite(state: Any, flat: Any, units: Any, total: Any, layout: Layout) -> tuple:
+    """The head, histogram, unit peaks and spread of a CPU tensor whose values are all
+    finite (`total`: their sum); peaks and spread are None without units."""
+    work, spare = torch.empty_like(flat), torch.empty_like(flat)
+    peaks = spread = None
+    if units is None:
+        low, high = torch.aminmax(flat)
+        low_value, high_value = torch.stack([low, high]).tolist()
+    else:
+        unit_low, unit_high = _unit_extremes(units)
+        low, high = unit_low.amin(), unit_high.amax()
+        peaks = torch.maximum(unit_high, -unit_low)  # each unit's largest |value|
+        spread = torch.sub(units, units[:, :1], out=work.view(units.shape)).abs_().amax()
+        low_value, high_value, spread_value = torch.stack([low, high, spread]).tolist()
+        if not math.isfinite(spread_value):  # a gap overflowed
+            spread = _finite_max(work.view(units.shape))
     n0, mean0, m2_0 = state[COUNT], state[MEAN], state[M2]
     n1 = flat.new_tensor(float(flat.numel()))
     mean1 = total / torch.clamp(n1, min=1.0)
-    m2_1 = (flat - mean1).square_().sum()
-    if extremes is None:
-        low, high = torch.aminmax(flat)
+    m2_1 = torch.sub(flat, mean1, out=work).square_().sum()
+    if low_value > 0.0 or high_value < 0.0:  # no zero between the extremes
+        zeros = flat.new_zeros(())
     else:
-        low, high = extremes[0].amin(), extremes[1].amax()
-    zeros = (flat == 0.0).sum(dtype=torch.float32)
-    saturated = _saturated(flat, layout)
+        zeros = torch.eq(flat, 0.0, out=work).sum()
+    saturated = _saturated(flat, layout, work, spare, (low_value, high_value))
     n = n0 + n1
     delta = mean1 - mean0
     share = n1 / torch.clamp(n, min=1.0)
@@ -128,11 +125,63 @@ def _finite(
             state[NONFINITE_CALLS],
         ]
     )
+    return head, _histogram(flat, layout, work, spare.view(torch.int32)), peaks, spread
+
+
+def _unit_extremes(units: Any) -> tuple[Any, Any]:
+    """Each unit's smallest and largest value (`amin`/`amax` over the rows).
+
+    Short rows are reduced as blocks of `k` rows (a `(rows / k, k * units)` view, no
+    copy), then over the `k` copies of each unit; the rows left over, on their own.
+    """
+    rows, width = units.shape
+    k = -(-_BLOCK // width)
+    whole = rows - rows % k
+    if k < 2 or whole == 0:
+        return units.amin(dim=0), units.amax(dim=0)
+    blocks = units[:whole].reshape(-1, k * width)
+    low = blocks.amin(dim=0).view(k, width).amin(dim=0)
+    high = blocks.amax(dim=0).view(k, width).amax(dim=0)
+    if whole < rows:
+        low = torch.minimum(low, units[whole:].amin(dim=0))
+        high = torch.maximum(high, units[whole:].amax(dim=0))
+    return low, high
+
+
+def _finite_max(gaps: Any) -> Any:
+    """`accumulator.unit_spread` of the gaps `u - u_0`: their largest finite `|gap|`."""
+    magnitude = gaps.abs()
+    return torch.where(torch.isfinite(magnitude), magnitude, 0.0).amax()
+
+
+def _histogram(flat: Any, layout: Layout, work: Any, index: Any) -> Any:
+    """The `bins + 2` counts of finite `flat`, in float32 (`work`: float32 scratch,
+    `index`: int32 scratch, both of `flat`'s size).
+
+    `accumulator._histogram`'s bucketize (`low` 0 subtracts nothing: `x - 0.0` is `x`),
+    with the `+ 1` that makes the indices non-negative also picking one of `_COPIES`
+    histograms in turn (the last `size % _PATTERN` values all go to the first).
+    """
     bins = layout.bins
-    scaled = (flat - layout.low).mul_(bins / (layout.high - layout.low))
-    index = scaled.clamp_(-1.0, float(bins)).floor_().add_(1.0).to(torch.int64)
-    counts = torch.bincount(index, minlength=bins + 2).to(torch.float32)
-    return head, counts
+    scale = bins / (layout.high - layout.low)
+    if layout.low == 0.0:
+        scaled = torch.mul(flat, scale, out=work)
+    else:
+        scaled = torch.sub(flat, layout.low, out=work).mul_(scale)
+    scaled.clamp_(-1.0, float(bins)).floor_()
+    whole = flat.numel() - flat.numel() % _PATTERN
+    if whole:
+        scaled[:whole].view(-1, _PATTERN).add_(_offsets(bins + 2))
+    scaled[whole:].add_(1.0)
+    index.copy_(scaled)
+    counts = torch.bincount(index, minlength=_COPIES * (bins + 2))
+    return counts.view(_COPIES, bins + 2).sum(dim=0).to(torch.float32)
+
+
+@functools.cache
+def _offsets(length: int) -> Any:
+    """`1 + (i % _COPIES) * length` for `i < _PATTERN`, in float32."""
+    return 1.0 + (torch.arange(_PATTERN) % _COPIES * length).to(torch.float32)
 
 
 def _masked(state: Any, flat: Any, layout: Layout) -> tuple[Any, Any]:
@@ -140,6 +189,7 @@ def _masked(state: Any, flat: Any, layout: Layout) -> tuple[Any, Any]:
     finite = torch.isfinite(flat)
     mask = finite.to(torch.float32)
     safe = torch.where(finite, flat, 0.0)
+    work = torch.empty_like(flat)
     n0, mean0, m2_0 = state[COUNT], state[MEAN], state[M2]
     n1 = mask.sum()
     mean1 = safe.sum() / torch.clamp(n1, min=1.0)
@@ -151,10 +201,10 @@ def _masked(state: Any, flat: Any, layout: Layout) -> tuple[Any, Any]:
     bins = layout.bins
     scaled = (flat - layout.low).mul_(bins / (layout.high - layout.low))
     clipped = torch.where(torch.isnan(flat), bins + 1.0, scaled.clamp_(-1.0, float(bins)))
-    index = clipped.floor_().add_(1.0).to(torch.int64)
+    index = clipped.floor_().add_(1.0).to(torch.int32)
     counts = torch.bincount(index, minlength=bins + 3).to(torch.float32)
     nan_count = counts[-1]
-    saturated = _saturated(safe, layout)
+    saturated = _saturated(safe, layout, work, torch.empty_like(flat))
     if layout.saturation is not None and _zero_saturates(layout):
         saturated = saturated - nonfinite
     head = torch.stack(
@@ -164,7 +214,7 @@ def _masked(state: Any, flat: Any, layout: Layout) -> tuple[Any, Any]:
             m2_0 + m2_1 + delta.square() * n0 * share,
             torch.minimum(state[MIN], torch.where(finite, flat, _BIG).amin()),
             torch.maximum(state[MAX], torch.where(finite, flat, -_BIG).amax()),
-            state[ZEROS] + (flat == 0.0).sum(dtype=torch.float32),
+            state[ZEROS] + torch.eq(flat, 0.0, out=work).sum(),
             state[SATURATED] + saturated,
             state[NAN] + nan_count,
             state[INF] + nonfinite - nan_count,
@@ -175,23 +225,36 @@ def _masked(state: Any, flat: Any, layout: Layout) -> tuple[Any, Any]:
     return head, counts[:-1]
 
 
-def _saturated(values: Any, layout: Layout) -> Any:
+def _saturated(
+    values: Any, layout: Layout, work: Any, spare: Any, extremes: tuple | None = None
+) -> Any:
+    """How many `values` lie within the saturation margin of a bound, as a float32 tensor
+    (`work`, `spare`: float32 scratch of their size; `extremes`: their smallest and
+    largest value, as floats, when known: none is counted if both lie inside the margins).
+    """
     if layout.saturation is None:
         return values.new_zeros(())  # on the activation's device
+    below, above = _saturation_edges(layout)
+    if extremes is not None and extremes[0] > below and extremes[1] < above:
+        return values.new_zeros(())
+    hit = torch.le(values, below, out=work)
+    return torch.maximum(hit, torch.ge(values, above, out=spare), out=hit).sum()
+
+
+@functools.cache
+def _saturation_edges(layout: Layout) -> tuple[float, float]:
+    """The values at or below, and at or above, which a value is saturated, rounded to
+    float32 as torch rounds a Python float it compares a float32 tensor with."""
+    assert layout.saturation is not None
     low, high = layout.saturation
     margin = (1.0 - layout.saturation_threshold) * (high - low) / 2.0
-    hit = (values <= low + margin).logical_or_(values >= high - margin)
-    return hit.sum(dtype=torch.float32)
+    return float(np.float32(low + margin)), float(np.float32(high - margin))
 
 
 def _zero_saturates(layout: Layout) -> bool:
     """Whether 0 lies within the saturation margin (then masked-out zeros are taken back)."""
-    import numpy as np
-
-    assert layout.saturation is not None
-    low, high = layout.saturation
-    margin = (1.0 - layout.saturation_threshold) * (high - low) / 2.0
-    return bool(np.float32(low + margin) >= 0.0 or np.float32(high - margin) <= 0.0)
+    below, above = _saturation_edges(layout)
+    return below >= 0.0 or above <= 0.0
 
 
 def _units_view(values: Any, layout: Layout) -> Any:
