@@ -65,67 +65,66 @@ def fold(state: Any, x: Any, layout: Layout) -> Any:
         flat = values.reshape(-1)
         total = flat.sum()
         units = _units_view(values, layout) if layout.units else None
-        if flat.device.type == "cpu" and bool(torch.isfinite(total)):
-            head, counts, peaks, spread = _finite(state, flat, units, total, layout)
-        else:
-            head, counts = _masked(state, flat, layout)
-            peaks = spread = None
-            if units is not None:
-                magnitude = torch.where(torch.isfinite(units), units.abs(), 1.0)
-                peaks, spread = magnitude.amax(dim=0), _finite_max(units - units[:, :1])
+        if flat.device.type == "cpu" and state.device.type == "cpu":
+            total_value = total.item()
+            if math.isfinite(total_value):
+                return _finite(state, flat, units, total_value, layout)
+        head, counts = _masked(state, flat, layout)
         start = HEAD + layout.bins + 2
         parts = [head, state[HEAD:start] + counts]
         if units is not None:
+            magnitude = torch.where(torch.isfinite(units), units.abs(), 1.0)
             fired = start + layout.units
-            parts.append(torch.maximum(state[start:fired], peaks))
-            parts.append(torch.maximum(state[fired:], spread.reshape(1)))
+            parts.append(torch.maximum(state[start:fired], magnitude.amax(dim=0)))
+            spread = _finite_max(units - units[:, :1]).reshape(1)
+            parts.append(torch.maximum(state[fired:], spread))
         return torch.cat(parts)
 
 
-def _finite(state: Any, flat: Any, units: Any, total: Any, layout: Layout) -> tuple:
-    """The head, histogram, unit peaks and spread of a CPU tensor whose values are all
-    finite (`total`: their sum); peaks and spread are None without units."""
+def _finite(state: Any, flat: Any, units: Any, total: float, layout: Layout) -> Any:
+    """The folded vector of a CPU `state` and a CPU tensor whose values are all finite
+    (`total`: their sum), its head and merges computed on the host in float32 (NumPy's
+    float32 scalars round as torch's 0-d tensors do)."""
+    f32 = np.float32
     work, spare = torch.empty_like(flat), torch.empty_like(flat)
-    peaks = spread = None
+    vector = state.detach().numpy().copy()
+    start = HEAD + layout.bins + 2
     if units is None:
-        low, high = torch.aminmax(flat)
-        low_value, high_value = torch.stack([low, high]).tolist()
+        low, high = (f32(v.item()) for v in torch.aminmax(flat))
     else:
-        unit_low, unit_high = _unit_extremes(units)
-        low, high = unit_low.amin(), unit_high.amax()
-        peaks = torch.maximum(unit_high, -unit_low)  # each unit's largest |value|
-        spread = torch.sub(units, units[:, :1], out=work.view(units.shape)).abs_().amax()
-        low_value, high_value, spread_value = torch.stack([low, high, spread]).tolist()
-        if not math.isfinite(spread_value):  # a gap overflowed
-            spread = _finite_max(work.view(units.shape))
-    n0, mean0, m2_0 = state[COUNT], state[MEAN], state[M2]
-    n1 = flat.new_tensor(float(flat.numel()))
-    mean1 = total / torch.clamp(n1, min=1.0)
-    m2_1 = torch.sub(flat, mean1, out=work).square_().sum()
-    if low_value > 0.0 or high_value < 0.0:  # no zero between the extremes
-        zeros = flat.new_zeros(())
-    else:
-        zeros = torch.eq(flat, 0.0, out=work).sum()
-    saturated = _saturated(flat, layout, work, spare, (low_value, high_value))
-    n = n0 + n1
-    delta = mean1 - mean0
-    share = n1 / torch.clamp(n, min=1.0)
-    head = torch.stack(
-        [
-            n,
-            mean0 + delta * share,
-            m2_0 + m2_1 + delta.square() * n0 * share,
-            torch.minimum(state[MIN], low),
-            torch.maximum(state[MAX], high),
-            state[ZEROS] + zeros,
-            state[SATURATED] + saturated,
-            state[NAN],
-            state[INF],
-            state[BATCHES] + 1.0,
-            state[NONFINITE_CALLS],
-        ]
-    )
-    return head, _histogram(flat, layout, work, spare.view(torch.int32)), peaks, spread
+        unit_low, unit_high = (v.numpy() for v in _unit_extremes(units))
+        low, high = unit_low.min(), unit_high.max()
+        fired = start + layout.units
+        peaks = np.maximum(np.abs(unit_low), np.abs(unit_high))  # each unit's max |value|
+        np.maximum(vector[start:fired], peaks, out=vector[start:fired])
+        gaps = torch.sub(units, units[:, :1], out=work.view(units.shape)).abs_()
+        spread = gaps.amax()
+        if not math.isfinite(spread.item()):  # a gap overflowed
+            spread = _finite_max(gaps)
+        vector[fired] = np.maximum(vector[fired], f32(spread.item()))
+    n0, mean0, m2_0 = vector[COUNT], vector[MEAN], vector[M2]
+    n1 = f32(flat.numel())
+    mean1 = f32(total) / max(n1, f32(1.0))
+    m2_1 = f32(torch.sub(flat, float(mean1), out=work).square_().sum().item())
+    with np.errstate(over="ignore", invalid="ignore"):  # overflows as torch's do
+        n = n0 + n1
+        delta = mean1 - mean0
+        share = n1 / max(n, f32(1.0))
+        vector[COUNT] = n
+        vector[MEAN] = mean0 + delta * share
+        vector[M2] = m2_0 + m2_1 + delta * delta * n0 * share
+    vector[MIN] = np.minimum(vector[MIN], low)
+    vector[MAX] = np.maximum(vector[MAX], high)
+    if low <= 0.0 <= high:  # else no value is zero
+        vector[ZEROS] += f32(torch.eq(flat, 0.0, out=work).sum().item())
+    if layout.saturation is not None:
+        below, above = _saturation_edges(layout)
+        if low <= below or high >= above:  # else no value lies within a margin
+            vector[SATURATED] += f32(_saturated(flat, layout, work, spare).item())
+    vector[BATCHES] += f32(1.0)
+    counts = _histogram(flat, layout, work, spare.view(torch.int32))
+    vector[HEAD:start] += counts.numpy().astype(np.float32)
+    return torch.from_numpy(vector)
 
 
 def _unit_extremes(units: Any) -> tuple[Any, Any]:
@@ -135,7 +134,7 @@ def _unit_extremes(units: Any) -> tuple[Any, Any]:
     copy), then over the `k` copies of each unit; the rows left over, on their own.
     """
     rows, width = units.shape
-    k = -(-_BLOCK // width)
+    k = _block_rows(rows, width)
     whole = rows - rows % k
     if k < 2 or whole == 0:
         return units.amin(dim=0), units.amax(dim=0)
@@ -148,6 +147,17 @@ def _unit_extremes(units: Any) -> tuple[Any, Any]:
     return low, high
 
 
+@functools.lru_cache(maxsize=256)
+def _block_rows(rows: int, width: int) -> int:
+    """Rows per block of `_unit_extremes`: at least `_BLOCK` floats, dividing `rows` if a
+    block less than twice that size does (then no rows are left over)."""
+    least = -(-_BLOCK // width)
+    for k in range(least, min(2 * least, rows + 1)):
+        if rows % k == 0:
+            return k
+    return least
+
+
 def _finite_max(gaps: Any) -> Any:
     """`accumulator.unit_spread` of the gaps `u - u_0`: their largest finite `|gap|`."""
     magnitude = gaps.abs()
@@ -155,7 +165,7 @@ def _finite_max(gaps: Any) -> Any:
 
 
 def _histogram(flat: Any, layout: Layout, work: Any, index: Any) -> Any:
-    """The `bins + 2` counts of finite `flat`, in float32 (`work`: float32 scratch,
+    """The `bins + 2` counts of finite `flat`, in int64 (`work`: float32 scratch,
     `index`: int32 scratch, both of `flat`'s size).
 
     `accumulator._histogram`'s bucketize (`low` 0 subtracts nothing: `x - 0.0` is `x`),
@@ -175,7 +185,7 @@ def _histogram(flat: Any, layout: Layout, work: Any, index: Any) -> Any:
     scaled[whole:].add_(1.0)
     index.copy_(scaled)
     counts = torch.bincount(index, minlength=_COPIES * (bins + 2))
-    return counts.view(_COPIES, bins + 2).sum(dim=0).to(torch.float32)
+    return counts.view(_COPIES, bins + 2).sum(dim=0)
 
 
 @functools.cache
@@ -225,18 +235,15 @@ def _masked(state: Any, flat: Any, layout: Layout) -> tuple[Any, Any]:
     return head, counts[:-1]
 
 
-def _saturated(
-    values: Any, layout: Layout, work: Any, spare: Any, extremes: tuple | None = None
-) -> Any:
+def _saturated(values: Any, layout: Layout, work: Any, spare: Any) -> Any:
     """How many `values` lie within the saturation margin of a bound, as a float32 tensor
-    (`work`, `spare`: float32 scratch of their size; `extremes`: their smallest and
-    largest value, as floats, when known: none is counted if both lie inside the margins).
-    """
+    (`work`, `spare`: float32 scratch of their size; a comparison writes 0/1 floats,
+    which sum as `accumulator._saturated` sums its cast mask)."""
     if layout.saturation is None:
         return values.new_zeros(())  # on the activation's device
     below, above = _saturation_edges(layout)
-    if extremes is not None and extremes[0] > below and extremes[1] < above:
-        return values.new_zeros(())
+    if below == -above:  # symmetric margins (tanh's): x <= -a or x >= a is |x| >= a
+        return torch.abs(values, out=work).ge_(above).sum()
     hit = torch.le(values, below, out=work)
     return torch.maximum(hit, torch.ge(values, above, out=spare), out=hit).sum()
 
