@@ -122,7 +122,8 @@ def _finite(state: Any, flat: Any, units: Any, total: float, layout: Layout) -> 
         if low <= below or high >= above:  # else no value lies within a margin
             vector[SATURATED] += f32(_saturated(flat, layout, work, spare).item())
     vector[BATCHES] += f32(1.0)
-    counts = _histogram(flat, layout, work, spare.view(torch.int32))
+    extremes = torch.tensor([low, high], dtype=torch.float32)
+    counts = _histogram(flat, layout, work, spare.view(torch.int32), extremes)
     vector[HEAD:start] += counts.numpy().astype(np.float32)
     return torch.from_numpy(vector)
 
@@ -164,34 +165,46 @@ def _finite_max(gaps: Any) -> Any:
     return torch.where(torch.isfinite(magnitude), magnitude, 0.0).amax()
 
 
-def _histogram(flat: Any, layout: Layout, work: Any, index: Any) -> Any:
+def _histogram(flat: Any, layout: Layout, work: Any, index: Any, extremes: Any) -> Any:
     """The `bins + 2` counts of finite `flat`, in int64 (`work`: float32 scratch,
-    `index`: int32 scratch, both of `flat`'s size).
+    `index`: int32 scratch, both of `flat`'s size; `extremes`: its smallest and largest
+    value, a float32 tensor).
 
-    `accumulator._histogram`'s bucketize (`low` 0 subtracts nothing: `x - 0.0` is `x`),
-    with the `+ 1` that makes the indices non-negative also picking one of `_COPIES`
-    histograms in turn (the last `size % _PATTERN` values all go to the first).
+    `accumulator._histogram`'s bucketize, with the `+ 1` that makes the indices
+    non-negative also picking one of `_COPIES` histograms in turn (the last
+    `size % _PATTERN` values all go to the first). Scaling is monotonic, so the scaled
+    extremes tell whether any value needs the clamp, and whether any is negative: if
+    none is, the integer cast (which truncates) is the floor.
     """
     bins = layout.bins
-    scale = bins / (layout.high - layout.low)
-    if layout.low == 0.0:
-        scaled = torch.mul(flat, scale, out=work)
-    else:
-        scaled = torch.sub(flat, layout.low, out=work).mul_(scale)
-    scaled.clamp_(-1.0, float(bins)).floor_()
+    scaled = _scaled(flat, layout, out=work)
+    first, last = _scaled(extremes, layout).tolist()
+    if first < -1.0 or last > bins:
+        scaled.clamp_(-1.0, float(bins))
+    if first < 0.0:
+        scaled.floor_()
+    index.copy_(scaled)
     whole = flat.numel() - flat.numel() % _PATTERN
     if whole:
-        scaled[:whole].view(-1, _PATTERN).add_(_offsets(bins + 2))
-    scaled[whole:].add_(1.0)
-    index.copy_(scaled)
+        index[:whole].view(-1, _PATTERN).add_(_offsets(bins + 2))
+    index[whole:].add_(1)
     counts = torch.bincount(index, minlength=_COPIES * (bins + 2))
     return counts.view(_COPIES, bins + 2).sum(dim=0)
 
 
+def _scaled(values: Any, layout: Layout, out: Any = None) -> Any:
+    """`(values - low) * (bins / (high - low))`, as `accumulator._histogram` scales
+    (`low` 0 subtracts nothing: `x - 0.0` is `x`)."""
+    scale = layout.bins / (layout.high - layout.low)
+    if layout.low == 0.0:
+        return torch.mul(values, scale, out=out)
+    return torch.sub(values, layout.low, out=out).mul_(scale)
+
+
 @functools.cache
 def _offsets(length: int) -> Any:
-    """`1 + (i % _COPIES) * length` for `i < _PATTERN`, in float32."""
-    return 1.0 + (torch.arange(_PATTERN) % _COPIES * length).to(torch.float32)
+    """`1 + (i % _COPIES) * length` for `i < _PATTERN`, in int32."""
+    return 1 + torch.arange(_PATTERN, dtype=torch.int32) % _COPIES * length
 
 
 def _masked(state: Any, flat: Any, layout: Layout) -> tuple[Any, Any]:
