@@ -123,7 +123,7 @@ def _finite(state: Any, flat: Any, units: Any, total: float, layout: Layout) -> 
             vector[SATURATED] += f32(_saturated(flat, layout, work, spare).item())
     vector[BATCHES] += f32(1.0)
     extremes = torch.tensor([low, high], dtype=torch.float32)
-    counts = _histogram(flat, layout, work, spare.view(torch.int32), extremes)
+    counts = _histogram(flat, layout, work, spare, extremes)
     vector[HEAD:start] += counts.numpy().astype(np.float32)
     return torch.from_numpy(vector)
 
@@ -165,16 +165,16 @@ def _finite_max(gaps: Any) -> Any:
     return torch.where(torch.isfinite(magnitude), magnitude, 0.0).amax()
 
 
-def _histogram(flat: Any, layout: Layout, work: Any, index: Any, extremes: Any) -> Any:
-    """The `bins + 2` counts of finite `flat`, in int64 (`work`: float32 scratch,
-    `index`: int32 scratch, both of `flat`'s size; `extremes`: its smallest and largest
-    value, a float32 tensor).
+def _histogram(flat: Any, layout: Layout, work: Any, spare: Any, extremes: Any) -> Any:
+    """The `bins + 2` counts of finite `flat`, in int64 (`work`, `spare`: float32 scratch
+    of `flat`'s size; `extremes`: its smallest and largest value, a float32 tensor).
 
     `accumulator._histogram`'s bucketize, with the `+ 1` that makes the indices
     non-negative also picking one of `_COPIES` histograms in turn (the last
     `size % _PATTERN` values all go to the first). Scaling is monotonic, so the scaled
     extremes tell whether any value needs the clamp, and whether any is negative: if
-    none is, the integer cast (which truncates) is the floor.
+    none is, the integer cast (which truncates) is the floor. The indices are int16
+    where they fit (`bincount` reads them faster), else int32.
     """
     bins = layout.bins
     scaled = _scaled(flat, layout, out=work)
@@ -183,12 +183,15 @@ def _histogram(flat: Any, layout: Layout, work: Any, index: Any, extremes: Any) 
         scaled.clamp_(-1.0, float(bins))
     if first < 0.0:
         scaled.floor_()
+    length = _COPIES * (bins + 2)
+    dtype = torch.int16 if length <= torch.iinfo(torch.int16).max else torch.int32
+    index = spare.view(dtype)[: flat.numel()]
     index.copy_(scaled)
     whole = flat.numel() - flat.numel() % _PATTERN
     if whole:
-        index[:whole].view(-1, _PATTERN).add_(_offsets(bins + 2))
+        index[:whole].view(-1, _PATTERN).add_(_offsets(bins + 2, dtype))
     index[whole:].add_(1)
-    counts = torch.bincount(index, minlength=_COPIES * (bins + 2))
+    counts = torch.bincount(index, minlength=length)
     return counts.view(_COPIES, bins + 2).sum(dim=0)
 
 
@@ -202,9 +205,9 @@ def _scaled(values: Any, layout: Layout, out: Any = None) -> Any:
 
 
 @functools.cache
-def _offsets(length: int) -> Any:
-    """`1 + (i % _COPIES) * length` for `i < _PATTERN`, in int32."""
-    return 1 + torch.arange(_PATTERN, dtype=torch.int32) % _COPIES * length
+def _offsets(length: int, dtype: Any) -> Any:
+    """`1 + (i % _COPIES) * length` for `i < _PATTERN`, in the indices' `dtype`."""
+    return (1 + torch.arange(_PATTERN) % _COPIES * length).to(dtype)
 
 
 def _masked(state: Any, flat: Any, layout: Layout) -> tuple[Any, Any]:

@@ -198,6 +198,9 @@ FAST_PATH_CASES = {
     "no units, 257 x 3 values": (
         Layout(bins=10, low=-2.0, high=2.0, saturation=(-2.0, 2.0)),
         lambda rng: rng.standard_normal((257, 3)).astype("float32")),
+    "9000 bins: int32 indices": (
+        Layout(bins=9000, low=-3.0, high=3.0, units=4),
+        lambda rng: rng.standard_normal((300, 4)).astype("float32")),
     "in range, one NaN": (
         _TANH, lambda rng: _uniform(rng, (40, 16), -0.5, 0.5, [0.0, np.nan])),
     "positive, one Inf": (
