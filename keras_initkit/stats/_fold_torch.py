@@ -7,18 +7,21 @@ each `keras.ops` call on torch converts and checks its arguments in Python, whic
 eager step costs as much as the kernel for a few hundred thousand values. Here:
 
 - on a CPU tensor whose values are all finite (its sum is finite; the usual case), one
-  branch with no finite mask, each pass writing into one of two scratch buffers (no bool
-  tensors: a comparison writes 0/1 floats, which sum as the reference's cast mask does):
-  each unit's extremes for the tensor's extremes and each unit's largest magnitude, the
-  zero and saturation counts (skipped when the extremes rule them out), one subtraction
-  squared in place for the moments, one bucketize and one `bincount` over four
-  interleaved copies of the histogram. Deciding the branch and the skips reads a few
-  scalars on the host, which on a CPU tensor is not a device synchronization;
+  branch with no finite mask and no bool tensor (a comparison writes 0/1 floats into a
+  scratch buffer, which sum as the reference's cast mask does): each unit's extremes,
+  which give the tensor's extremes and each unit's largest magnitude, then only the
+  passes those extremes leave necessary (no zero count when no value can be zero, no
+  saturation count when none can be saturated, no clamp or floor in the bucketize when
+  no value is out of range or below it), and one `bincount` of int16 indices over four
+  interleaved copies of the histogram. The head and the merges are computed on the host
+  in float32, as are the decisions, which read a few scalars: on a CPU tensor, not a
+  device synchronization;
 - otherwise (NaN or Inf, an overflowing sum, or a GPU tensor, where reading a scalar
   would stall the stream) the masked fold, as `accumulator.fold` computes it.
 
-The two branches do the same arithmetic on finite values, so they agree bit for bit.
-Not used under `torch.compile` (`jit_compile=True`), which compiles `accumulator.fold`.
+The two branches do the same float32 arithmetic on finite values, so they agree bit for
+bit. Not used under `torch.compile` (`jit_compile=True`), which compiles
+`accumulator.fold`.
 """
 
 from __future__ import annotations
@@ -178,7 +181,7 @@ def _histogram(flat: Any, layout: Layout, work: Any, spare: Any, extremes: Any) 
     """
     bins = layout.bins
     scaled = _scaled(flat, layout, out=work)
-    first, last = _scaled(extremes, layout).tolist()
+    first, last = sorted(_scaled(extremes, layout).tolist())
     if first < -1.0 or last > bins:
         scaled.clamp_(-1.0, float(bins))
     if first < 0.0:
