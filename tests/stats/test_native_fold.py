@@ -142,6 +142,88 @@ def test_native_fold_equals_the_keras_ops_fold_on_edge_cases(values):
         _assert_same(_native()(state, tensor, layout), fold(state, tensor, layout))
 
 
+_TANH = Layout(bins=50, low=-1.0, high=1.0, units=16, saturation=(-1.0, 1.0))
+_SIGMOID = Layout(bins=20, low=0.0, high=1.0, units=9, saturation=(0.0, 1.0))
+_RELU = Layout(bins=50, low=0.0, high=5.0, units=16)
+_EDGE = float(np.float32(0.99))  # tanh's saturation edge, as a float32 compares it
+_INWARD = float(np.nextafter(np.float32(0.99), np.float32(0.0)))
+
+
+def _uniform(rng, shape, low, high, specials=()):
+    """Uniform float32 values, the `specials` written over the first ones."""
+    x = rng.uniform(low, high, shape).astype("float32")
+    x.reshape(-1)[: len(specials)] = specials
+    return x
+
+
+# name: (layout, values(rng)). The torch fold skips passes when a tensor's extremes allow
+# (no zero, no saturated value, no value outside the histogram's range or below its low
+# edge) and reduces short rows in blocks: each case takes one such path, or sits just
+# off it, and every native fold must give the reference's vector.
+FAST_PATH_CASES = {
+    "in range: no clamp, no floor": (
+        _TANH, lambda rng: _uniform(rng, (40, 16), -1.0, 1.0, [-1.0, 0.96, -0.96, 0.0, 0.04])),
+    "positive: no zero, nothing saturated": (
+        _TANH, lambda rng: _uniform(rng, (40, 16), 0.1, 0.5)),
+    "negative: no zero, nothing saturated": (
+        _TANH, lambda rng: _uniform(rng, (40, 16), -0.5, -0.1)),
+    "just inside the saturation margins": (
+        _TANH, lambda rng: _uniform(rng, (40, 16), -0.5, 0.5, [_INWARD, -_INWARD])),
+    "on a saturation edge, one side": (
+        _TANH, lambda rng: _uniform(rng, (40, 16), 0.1, 0.5, [_EDGE])),
+    "on both saturation edges": (
+        _TANH, lambda rng: _uniform(rng, (40, 16), -0.5, 0.5, [_EDGE, -_EDGE, 1.0])),
+    "asymmetric margins, nothing saturated": (
+        _SIGMOID, lambda rng: _uniform(rng, (30, 9), 0.2, 0.8)),
+    "asymmetric margins, zeros saturate": (
+        _SIGMOID, lambda rng: _uniform(rng, (30, 9), 0.0, 1.0, [0.0, 0.005, 0.995, 1.0])),
+    "above the range only: clamp, no floor": (
+        _RELU, lambda rng: np.abs(4.0 * rng.standard_normal((30, 16))).astype("float32")),
+    "tiny negatives: the floor": (
+        _RELU, lambda rng: _uniform(rng, (30, 16), 0.0, 4.0, [-1e-9, -0.0, 1e-9, 0.0])),
+    "a minimum of -0.0": (
+        _RELU, lambda rng: _uniform(rng, (30, 16), 0.5, 4.0, [-0.0, 0.0])),
+    "a low edge float32 rounds": (
+        Layout(bins=8, low=-0.1, high=0.7, units=4),
+        lambda rng: _uniform(rng, (300, 4), -0.1, 0.7, [-0.1, np.float32(-0.1), 0.7])),
+    "leftover rows (3 units)": (
+        Layout(bins=10, low=-2.0, high=2.0, units=3),
+        lambda rng: rng.standard_normal((1001, 3)).astype("float32")),
+    "blocks of whole rows (3 units)": (
+        Layout(bins=10, low=-2.0, high=2.0, units=3),
+        lambda rng: rng.standard_normal((1000, 3)).astype("float32")),
+    "one unit": (
+        Layout(bins=10, low=-2.0, high=2.0, units=1),
+        lambda rng: rng.standard_normal((3000, 1)).astype("float32")),
+    "no units, 257 x 3 values": (
+        Layout(bins=10, low=-2.0, high=2.0, saturation=(-2.0, 2.0)),
+        lambda rng: rng.standard_normal((257, 3)).astype("float32")),
+    "9000 bins: int32 indices": (
+        Layout(bins=9000, low=-3.0, high=3.0, units=4),
+        lambda rng: rng.standard_normal((300, 4)).astype("float32")),
+    "in range, one NaN": (
+        _TANH, lambda rng: _uniform(rng, (40, 16), -0.5, 0.5, [0.0, np.nan])),
+    "positive, one Inf": (
+        _TANH, lambda rng: _uniform(rng, (40, 16), 0.1, 0.5, [np.inf])),
+}
+
+
+@needs_native
+@pytest.mark.parametrize("name", list(FAST_PATH_CASES))
+def test_native_fold_equals_the_keras_ops_fold_on_its_shortcuts(name):
+    layout, make = FAST_PATH_CASES[name]
+    rng = np.random.default_rng(11)
+    new = old = ops.convert_to_tensor(layout.empty())
+    for _ in range(2):  # the second merges into a non-empty state
+        x = ops.convert_to_tensor(make(rng))
+        new, old = _native()(new, x, layout), fold(old, x, layout)
+        _assert_same(new, old)
+        if BACKEND == "torch":  # the same float32 arithmetic: equal bit for bit
+            np.testing.assert_array_equal(
+                ops.convert_to_numpy(new).view("uint32"), ops.convert_to_numpy(old).view("uint32")
+            )
+
+
 def test_fold_for_picks_the_keras_ops_fold_where_there_is_no_native_one(monkeypatch):
     # XLA (TensorFlow) and torch.compile fuse keras.ops already; JAX's fold is compiled too
     assert (fold_for(jit_compile=True) is fold) == (BACKEND != "jax")
