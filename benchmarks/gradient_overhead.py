@@ -6,7 +6,9 @@ Configurations, each with its own model (identical initial weights) and its own 
 
 - `plain`: `fit` with no statistics;
 - `default`: `GradientStats()` (one step in 50 folded, read every 50 batches);
-- `every batch`: `GradientStats(every=1)` (every step folded and read).
+- `every batch`: `GradientStats(every=1)` (every step folded and read; histograms in one
+  step in 10, `histogram_every=10`, the default);
+- `every batch (all histograms)`: `GradientStats(every=1, histogram_every=1)`.
 
 Protocol (as `stats_overhead.py`, whose docstring gives the reasons): one intra-op thread
 per backend; each epoch timed on its own by callbacks first and last in the list, the
@@ -61,6 +63,7 @@ CONFIGS = {
     "plain": lambda: None,
     "default": lambda: GradientStats(warn=False),
     "every batch": lambda: GradientStats(every=1, warn=False),
+    "every batch (all histograms)": lambda: GradientStats(every=1, histogram_every=1, warn=False),
 }
 GOALS = {"default": 1.03, "every batch": 1.15}
 

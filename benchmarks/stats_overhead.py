@@ -5,7 +5,9 @@ Measures, side by side in one process, the steady-state time per training step o
 
 - `plain`: `fit` with no statistics;
 - `default`: `ActivationStats()` (one batch in 50 folded, read every 50 batches);
-- `every batch`: `ActivationStats(every=1, batches_per_record="all")`;
+- `every batch`: `ActivationStats(every=1, batches_per_record="all")` (every statistic
+  at every batch, a histogram at one batch in 10: `histogram_every=10`, the default);
+- `every batch (all histograms)`: the same with `histogram_every=1`;
 - `every batch (8 rows)`: the same on the first 8 rows of each batch (`max_rows=8`);
 - `probe@50` / `probe@1`: the usual hand-written callback, a probe model
   `keras.Model(model.inputs, [layer.output ...])` built once, run with `predict_on_batch`
@@ -56,7 +58,8 @@ is a smoke test. `resnet50` (`keras.applications.ResNet50(weights=None)` at 64x6
 batch 16) is optional: slow, and not part of `both`.
 
 Two more measures. `every batch (first fold)` runs the fold as it was before issue 18
-(`benchmarks/_first_fold.py`) in the same rounds, so the effect of the fold alone is
+(`benchmarks/_first_fold.py`, which counts every histogram: compare it with `every
+batch, all histograms`) in the same rounds, so the effect of the fold alone is
 measured under the same load; `every batch (keras.ops fold)` runs the package's
 `keras.ops` fold where the step would run a native one (TensorFlow graph mode, eager
 torch; the same fold elsewhere), so the native fold's effect is measured in the same
@@ -325,11 +328,14 @@ CONFIGS = {
     "plain": lambda sample: None,
     "default": lambda sample: ActivationStats(),
     "every batch": lambda sample: ActivationStats(every=1, batches_per_record="all"),
+    "every batch (all histograms)": lambda sample: ActivationStats(
+        every=1, batches_per_record="all", histogram_every=1
+    ),
     "every batch (8 rows)": lambda sample: ActivationStats(
         every=1, batches_per_record="all", max_rows=8
     ),
     "every batch (first fold)": lambda sample: ActivationStats(
-        every=1, batches_per_record="all"
+        every=1, batches_per_record="all", histogram_every=1  # it counts them all
     ),
     "every batch (keras.ops fold)": lambda sample: ActivationStats(
         every=1, batches_per_record="all"

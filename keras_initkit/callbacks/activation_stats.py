@@ -73,6 +73,15 @@ class ActivationStats(keras.callbacks.Callback):
             Under `tf.distribute`, each replica folds the first `max_rows` rows of its
             share of the batch.
         bins: number of histogram bins between the range's edges. Defaults to `50`.
+        histogram_every: count histograms in a window only if it begins at least this
+            many training steps after the last window that counted them began (and in
+            the first window of each epoch); the other records have `counts=None`, like
+            Keras's `TensorBoard`, whose `histogram_freq` is apart from its scalars.
+            Counting a histogram is a serial loop over every value, about half of what
+            recording costs, so with `every=1` the default records every statistic at
+            every batch and a histogram at one batch in 10. With `every` of 10 or more
+            (the default 50), or `"epoch"`, every record has one. `1`: a histogram in
+            every record. Defaults to `10`.
         histogram_range: `(low, high)` for every layer, or `None` for each activation's
             own range ([-1, 1] for tanh, [0, 1] for sigmoid, [0, 5] for ReLU, ...).
         saturation_threshold: how close to a bound counts as saturated, as a fraction of
@@ -131,6 +140,7 @@ class ActivationStats(keras.callbacks.Callback):
         layers: targets.LayerSelection = None,
         max_rows: int | None = None,
         bins: int = 50,
+        histogram_every: int = 10,
         histogram_range: tuple[float, float] | None = None,
         saturation_threshold: float = 0.99,
         dead_threshold: float = 0.5,
@@ -149,6 +159,7 @@ class ActivationStats(keras.callbacks.Callback):
         self.bins = _check_count("bins", bins)
         if self.bins > MAX_BINS:
             raise ValueError(f"bins must be a positive int at most {MAX_BINS}; got {bins!r}")
+        self.histogram_every = _check_count("histogram_every", histogram_every)
         self.histogram_range = _check_range(histogram_range)
         self.saturation_threshold = _check_fraction("saturation_threshold", saturation_threshold)
         self.dead_threshold = _check_fraction("dead_threshold", dead_threshold)
@@ -176,6 +187,7 @@ class ActivationStats(keras.callbacks.Callback):
                 histogram_range=self.histogram_range,
                 saturation_threshold=self.saturation_threshold,
                 check_nonfinite=self.on_nan == "stop",
+                histogram_every=self.histogram_every,
             )
         )
         self._recorder.sync = lambda: self.model  # on JAX, the property syncs the state

@@ -85,6 +85,13 @@ class GradientStats(keras.callbacks.Callback):
             `44` (four per decade).
         histogram_range: `(low, high)` in |gradient|, `0 < low < high`. Defaults to
             `(1e-10, 10.0)`.
+        histogram_every: count histograms in a window only if it begins at least this
+            many training steps after the last window that counted them began (and in
+            the first window of each epoch); the other records have `counts=None`, as
+            in `ActivationStats`. A histogram costs a logarithm and a count per
+            gradient value, about half of a fold. With `every` of 10 or more (the
+            default 50), or `"epoch"`, every record has one; `1`: every record.
+            Defaults to `10`.
         gradient_ratio: the vanishing/exploding threshold (> 1). Defaults to `100`.
         update_ratio_bounds: `(low, high)` for the update/weight ratio. Defaults to
             `(1e-5, 1e-1)`.
@@ -127,6 +134,7 @@ class GradientStats(keras.callbacks.Callback):
         layers: Sequence[str] | Callable[[str], bool] | None = None,
         bins: int = 44,
         histogram_range: tuple[float, float] = (1e-10, 10.0),
+        histogram_every: int = 10,
         gradient_ratio: float = 100.0,
         update_ratio_bounds: tuple[float, float] = (1e-5, 1e-1),
         on_nan: str = "warn",
@@ -144,6 +152,7 @@ class GradientStats(keras.callbacks.Callback):
         self.layers = layers if layers is None or callable(layers) else list(layers)
         self.bins = _count("bins", bins)
         self.histogram_range = _range("histogram_range", histogram_range, positive=True)
+        self.histogram_every = _count("histogram_every", histogram_every)
         if not float(gradient_ratio) > 1.0:
             raise ValueError(f"gradient_ratio must be greater than 1; got {gradient_ratio!r}")
         self.gradient_ratio = float(gradient_ratio)
@@ -197,6 +206,12 @@ class GradientStats(keras.callbacks.Callback):
         self._names = [(_layer_path(model, v), v.name) for v in variables]
         self._hook = GradientHook(model, variables, layout)
         self._hook.check_nonfinite = self.on_nan == "stop"
+        # Windows at least `histogram_every` steps apart (or epochs) all count histograms.
+        self._hook.every_histogram = (
+            not isinstance(self.every, int) or self.every >= self.histogram_every
+        )
+        self._histogram_from: int | None = None  # the step the last histogram window began
+        self._window_histogram = True
         self._hook.install()
         if self.log_dir is not None and self._sink is None:
             self._sink = output.LogDirSink(self.log_dir)
@@ -286,7 +301,18 @@ class GradientStats(keras.callbacks.Callback):
         low, high = fold_bounds(self._last_batch + 1, self.every, self.batches_per_record,
                                 steps, self._spe)
         self._window, self._tick = (low, high), 0
-        self._installed_hook().start_window(low, high)
+        hook = self._installed_hook()
+        # A histogram in the first window of each epoch, then in a window that begins at
+        # least `histogram_every` steps after the last one with histograms began.
+        self._window_histogram = (
+            hook.every_histogram
+            or self._last_batch < 0
+            or self._histogram_from is None
+            or self._step - self._histogram_from >= self.histogram_every
+        )
+        if self._window_histogram:
+            self._histogram_from = self._step
+        hook.start_window(low, high, self._window_histogram)
 
     def _installed_hook(self) -> GradientHook:
         if self._hook is None:
@@ -299,6 +325,7 @@ class GradientStats(keras.callbacks.Callback):
         self._model_synced()
         hook = self._installed_hook()
         results = gstats.finalize(hook.read(), hook.layout)
+        histogram = self._window_histogram
         self._start_window()
         if not results:
             if first is not None and (message := self._report(first)) and self._sink:
@@ -307,7 +334,7 @@ class GradientStats(keras.callbacks.Callback):
         edges = hook.layout.edges
         new = [
             GradientRecord(self._fit, self._epoch, batch, self._step, layer, name, stats,
-                           edges, counts)
+                           edges, counts if histogram else None)
             for (layer, name), (stats, counts) in zip(self._names, results, strict=True)
         ]  # fmt: skip
         self.records.extend(new)

@@ -488,6 +488,7 @@ def _snapshot(blocks: list[list[Any]], task: tuple[Any, Any], data: np.ndarray,
             "nan_count", "inf_count", "dead_units", "units")}
         row["distinct_units"] = _distinct(values)
         rows.append(row)
+        assert record.counts is not None  # `layer_record` always counts the histogram
         histograms.append((low, high, _histogram(record.counts, values)))
     if dropout:
         _, inference = _forward(blocks, data, training=False)

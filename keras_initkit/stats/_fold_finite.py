@@ -97,7 +97,10 @@ def finite_fold(
         ]
     )
     start = accumulator.HEAD + layout.bins + 2
-    parts = [head, state[accumulator.HEAD : start] + kernels.histogram(flat, layout)]
+    counts = state[accumulator.HEAD : start]
+    if layout.histogram:
+        counts = counts + kernels.histogram(flat, layout)
+    parts = [head, counts]
     if units is not None:  # [..., fired (one per unit), spread (the last slot)]
         parts.append(ops.maximum(state[start:-1], ops.maximum(unit_high, -unit_low)))
         parts.append(ops.maximum(state[-1:], ops.reshape(kernels.spread(units), (1,))))

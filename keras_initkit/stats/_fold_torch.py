@@ -125,9 +125,10 @@ def _finite(state: Any, flat: Any, units: Any, total: float, layout: Layout) -> 
         if low <= below or high >= above:  # else no value lies within a margin
             vector[SATURATED] += f32(_saturated(flat, layout, work, spare).item())
     vector[BATCHES] += f32(1.0)
-    extremes = torch.tensor([low, high], dtype=torch.float32)
-    counts = _histogram(flat, layout, work, spare, extremes)
-    vector[HEAD:start] += counts.numpy().astype(np.float32)
+    if layout.histogram:
+        extremes = torch.tensor([low, high], dtype=torch.float32)
+        counts = _histogram(flat, layout, work, spare, extremes)
+        vector[HEAD:start] += counts.numpy().astype(np.float32)
     return torch.from_numpy(vector)
 
 
@@ -228,10 +229,14 @@ def _masked(state: Any, flat: Any, layout: Layout) -> tuple[Any, Any]:
     share = n1 / torch.clamp(n, min=1.0)
     nonfinite = float(flat.numel()) - n1
     bins = layout.bins
-    scaled = (flat - layout.low).mul_(bins / (layout.high - layout.low))
-    clipped = torch.where(torch.isnan(flat), bins + 1.0, scaled.clamp_(-1.0, float(bins)))
-    index = clipped.floor_().add_(1.0).to(torch.int32)
-    counts = torch.bincount(index, minlength=bins + 3).to(torch.float32)
+    if layout.histogram:
+        scaled = (flat - layout.low).mul_(bins / (layout.high - layout.low))
+        clipped = torch.where(torch.isnan(flat), bins + 1.0, scaled.clamp_(-1.0, float(bins)))
+        index = clipped.floor_().add_(1.0).to(torch.int32)
+        counts = torch.bincount(index, minlength=bins + 3).to(torch.float32)
+    else:  # the histogram slots stay as they are
+        counts = flat.new_zeros(bins + 3)
+        counts[-1] = torch.isnan(flat).sum()
     nan_count = counts[-1]
     saturated = _saturated(safe, layout, work, torch.empty_like(flat))
     if layout.saturation is not None and _zero_saturates(layout):

@@ -138,6 +138,9 @@ class GradientHook:
         self.mode = "skip"
         self._tracing: str | None = None  # the variant being traced (JAX)
         self.check_nonfinite = False  # on_nan="stop": count NaN/Inf on every step
+        # True: every window counts histograms (no in-step test); else `start_window` says.
+        self.every_histogram = True
+        self.histogram_now = True  # the current window's (torch folds by it)
         self.on_torch = keras.backend.backend() == "torch"
         self.on_jax = keras.backend.backend() == "jax"
         self.replicas = internals.replicas(model)
@@ -212,10 +215,17 @@ class GradientHook:
         object.__setattr__(owner, name, wrapper)  # bypasses Keras attribute tracking
 
     # -- host side ----------------------------------------------------------------------
-    def start_window(self, fold_from: float, fold_until: float) -> None:
-        """Empties the vector; the window folds its steps `fold_from..fold_until-1`."""
+    def start_window(self, fold_from: float, fold_until: float, histogram: bool = True) -> None:
+        """Empties the vector; the window folds its steps `fold_from..fold_until-1`, with
+        histograms if `histogram` (or if every window counts them)."""
+        self.histogram_now = histogram or self.every_histogram
         internals.assign_locals(self.model, self.accumulator,
-                                self.layout.empty(fold_from, fold_until))
+                                self.layout.empty(fold_from, fold_until, self.histogram_now))
+
+    @property
+    def _histogram(self) -> bool | None:
+        """`gradients.fold`'s `histogram`: always, or as the window's vector says."""
+        return True if self.every_histogram else None
 
     def read(self) -> Any:
         """The vector as NumPy (on JAX the model must have been synced).
@@ -263,7 +273,8 @@ class GradientHook:
             after = [ops.copy(v.value) for v in self.variables]
             state = ops.copy(self.accumulator.value)
             if self.on_torch and self.fold_now:
-                new = gstats.fold(state, watched, before, after, self.layout, scale)
+                new = gstats.fold(state, watched, before, after, self.layout, scale,
+                                  histogram=self.histogram_now)
             elif self.on_torch:
                 new = gstats.count_nonfinite(state, watched, self.layout)
             else:
@@ -272,7 +283,8 @@ class GradientHook:
                 new = ops.cond(
                     folding,
                     lambda: gstats.fold(
-                        state, watched, before, after, self.layout, scale, bincount
+                        state, watched, before, after, self.layout, scale, bincount,
+                        self._histogram,
                     ),
                     lambda: self._skip(state, watched),
                 )
@@ -322,11 +334,13 @@ class GradientHook:
             if mode == "skip":  # the plain step, plus a counter (and NaN/Inf counts)
                 new = self._skip(state, watched)
             elif mode == "fold":
-                new = gstats.fold(state, watched, before, after, self.layout, scale)
+                new = gstats.fold(state, watched, before, after, self.layout, scale,
+                                  histogram=self._histogram)
             else:
                 new = ops.cond(
                     gstats.should_fold(state),
-                    lambda: gstats.fold(state, watched, before, after, self.layout, scale),
+                    lambda: gstats.fold(state, watched, before, after, self.layout, scale,
+                                        histogram=self._histogram),
                     lambda: self._skip(state, watched),
                 )
             new_optimizer = list(new_optimizer)

@@ -46,6 +46,8 @@ class Layout:
             or None when the activation is unbounded.
         saturation_threshold: the margin, as a fraction of the half-range (0.99: within 1%).
         max_rows: fold only the first `max_rows` rows of each batch (None: all).
+        histogram: whether a fold counts the histogram; when False it leaves the
+            histogram slots as they are (a window without a histogram, cheaper).
     """
 
     bins: int
@@ -56,6 +58,7 @@ class Layout:
     saturation: tuple[float, float] | None = None
     saturation_threshold: float = 0.99
     max_rows: int | None = None
+    histogram: bool = True
 
     @property
     def size(self) -> int:
@@ -100,9 +103,13 @@ def views(x, layout: Layout):
 
 def fold_views(state, flat, units_view, layout: Layout):
     """`fold` on the `views` of a tensor (its shape and `layout.units` are not used)."""
-    counts = _histogram(flat, layout)
     start = HEAD + layout.bins + 2
-    parts = [_head(state, flat, counts[-1], layout), state[HEAD:start] + counts[:-1]]
+    if layout.histogram:
+        counts = _histogram(flat, layout)
+        parts = [_head(state, flat, counts[-1], layout), state[HEAD:start] + counts[:-1]]
+    else:
+        nan_count = ops.sum(ops.cast(ops.isnan(flat), "float32"))
+        parts = [_head(state, flat, nan_count, layout), state[HEAD:start]]
     if units_view is not None:  # [..., fired (one per unit), spread (the last slot)]
         parts.append(_unit_peaks(state[start:-1], units_view))
         parts.append(ops.maximum(state[-1:], unit_spread(units_view)))

@@ -38,7 +38,8 @@ class GradientRecord:
         stats: the statistics named in `keras_initkit.stats.gradients.STATISTICS`.
         edges: the `bins + 1` log-spaced histogram edges in |gradient|.
         counts: `bins + 2` counts: below `edges[0]` (exact zeros included), the bins,
-            above `edges[-1]` (infinities included).
+            above `edges[-1]` (infinities included); None in a record whose window
+            counted no histogram (`histogram_every`).
     """
 
     fit: int
@@ -49,7 +50,7 @@ class GradientRecord:
     variable: str
     stats: dict[str, float]
     edges: np.ndarray
-    counts: np.ndarray
+    counts: np.ndarray | None
 
     def rows(self) -> list[tuple[Any, ...]]:
         """One row per statistic, in `COLUMNS` order."""
@@ -67,7 +68,7 @@ class GradientRecord:
             "variable": self.variable,
             "stats": {k: _json_float(v) for k, v in self.stats.items()},
             "edges": [float(e) for e in self.edges],
-            "counts": [float(c) for c in self.counts],
+            "counts": None if self.counts is None else [float(c) for c in self.counts],
         }
 
     @classmethod
@@ -76,7 +77,8 @@ class GradientRecord:
         return cls(
             fit=data["fit"], epoch=data["epoch"], batch=data["batch"], step=data["step"],
             layer=data["layer"], variable=data["variable"], stats=stats,
-            edges=np.asarray(data["edges"]), counts=np.asarray(data["counts"]),
+            edges=np.asarray(data["edges"]),
+            counts=None if data["counts"] is None else np.asarray(data["counts"]),
         )  # fmt: skip
 
 
@@ -208,6 +210,8 @@ class LogDirSink:
                 value = r.stats[name]
                 if math.isfinite(value):
                     self._writer.add_scalar(f"{tag}/{name}", value, r.step)
+            if r.counts is None:  # a window without histograms (`histogram_every`)
+                continue
             self._writer.add_histogram(
                 f"{tag}/log10_abs_gradient",
                 np.log10(r.edges),

@@ -2,9 +2,11 @@
 
 The vector is laid out as
 
-    [tick, fold_from, fold_until, steps, unfolded_0, unfolded_1, ..., block_0, block_1, ...]
+    [tick, fold_from, fold_until, steps, histogram, unfolded_0, unfolded_1, ...,
+     block_0, block_1, ...]
 
-with one `unfolded` count and one block per watched trainable variable. `unfolded_i`
+with one `unfolded` count and one block per watched trainable variable (`histogram`: 1
+when the window counts histograms, 0 when it leaves them empty). `unfolded_i`
 counts the NaN/Inf gradient values of variable `i` on the steps outside the folded range
 (only when the step checks them: `count_nonfinite`, for `on_nan="stop"`); each block is
 
@@ -35,8 +37,8 @@ import keras
 import numpy as np
 from keras import ops
 
-TICK, FOLD_FROM, FOLD_UNTIL, STEPS = range(4)
-HEAD = 4
+TICK, FOLD_FROM, FOLD_UNTIL, STEPS, HISTOGRAM = range(5)
+HEAD = 5
 FIELDS = (
     "grad_norm", "grad_sumsq", "grad_sum", "grad_max_abs", "grad_nonfinite", "grad_zeros",
     "weight_norm", "weight_sumsq", "update_norm", "update_sumsq",
@@ -102,10 +104,14 @@ class GradientLayout:
         """The `bins + 1` bin edges in |g| (log-spaced)."""
         return np.logspace(math.log10(self.low), math.log10(self.high), self.bins + 1)
 
-    def empty(self, fold_from: float = 0.0, fold_until: float = 0.0) -> np.ndarray:
-        """The vector of a new window folding ticks `fold_from <= tick < fold_until`."""
+    def empty(
+        self, fold_from: float = 0.0, fold_until: float = 0.0, histogram: bool = True
+    ) -> np.ndarray:
+        """The vector of a new window folding ticks `fold_from <= tick < fold_until`, with
+        histograms if `histogram`."""
         vector = np.zeros(self.size, dtype="float32")
         vector[FOLD_FROM], vector[FOLD_UNTIL] = fold_from, fold_until
+        vector[HISTOGRAM] = float(histogram)
         return vector
 
 
@@ -120,7 +126,10 @@ def tick(state):
     return ops.concatenate([ops.expand_dims(state[TICK] + 1.0, 0), state[1:]])
 
 
-def fold(state, grads, before, after, layout: GradientLayout, scale=None, bincount=False):
+def fold(
+    state, grads, before, after, layout: GradientLayout, scale=None, bincount=False,
+    histogram=True,
+):
     """`state` with one step's gradients, weights and updates folded in.
 
     Args:
@@ -134,10 +143,15 @@ def fold(state, grads, before, after, layout: GradientLayout, scale=None, bincou
             `ops.bincount` (a counting kernel; the alternative is a float scatter-add;
             XLA cannot compile it), and square and sum in one kernel
             (`_gradient_kernels_tensorflow`; same results).
+        histogram: whether to count the histograms: `True`, `False` (the histogram slots
+            stay as they are), or `None`: as the state's `histogram` slot says (an
+            `ops.cond` per variable; not on torch, whose host knows).
     """
-    head = state[:HEAD] + ops.convert_to_tensor([1.0, 0.0, 0.0, 1.0], "float32")
+    head = state[:HEAD] + ops.convert_to_tensor([1.0, 0.0, 0.0, 1.0, 0.0], "float32")
     blocks = [head, state[HEAD : layout.head]]
     kernels = _Kernels(bincount)
+    if histogram is None:
+        histogram = state[HISTOGRAM] > 0.0
     for index, (g, w0, w1) in enumerate(zip(grads, before, after, strict=True)):
         start = layout.start(index)
         old = state[start : start + layout.block]
@@ -147,7 +161,9 @@ def fold(state, grads, before, after, layout: GradientLayout, scale=None, bincou
         if scale is not None:
             g = g / ops.cast(scale, "float32")
         size = float(layout.sizes[index])
-        blocks.append(_fold_one(old, ops.stop_gradient(g), w0, w1, layout, size, kernels))
+        blocks.append(
+            _fold_one(old, ops.stop_gradient(g), w0, w1, layout, size, kernels, histogram)
+        )
     return ops.concatenate(blocks)
 
 
@@ -199,7 +215,9 @@ class _Kernels:
         return _count(index, length)
 
 
-def _fold_one(old, g, w0, w1, layout: GradientLayout, size: float, kernels: _Kernels):
+def _fold_one(
+    old, g, w0, w1, layout: GradientLayout, size: float, kernels: _Kernels, histogram=True
+):
     g_sumsq = kernels.sum_of_squares(g)
     w_sumsq = kernels.sum_of_squares(w0)
     u = w1 - w0
@@ -212,18 +230,16 @@ def _fold_one(old, g, w0, w1, layout: GradientLayout, size: float, kernels: _Ker
     nonfinite = _unless(
         finite, lambda: size - ops.sum(ops.cast(ops.isfinite(g), "float32"))
     )
-    if keras.backend.backend() == "jax":  # XLA fuses the mask into the bin computation
-        histogram = _histogram(absolute, ops.isnan(g), layout, kernels)
+    if histogram is True:
+        counts, zeros = _counts_and_zeros(g, absolute, finite, layout, kernels)
+    elif histogram is False:
+        counts, zeros = _no_counts_and_zeros(g, absolute, layout)
     else:
-        histogram = _cond(
-            finite,
-            lambda: _histogram(absolute, None, layout, kernels),
-            lambda: _histogram(absolute, ops.isnan(g), layout, kernels),
+        counts, zeros = ops.cond(
+            histogram,
+            lambda: _counts_and_zeros(g, absolute, finite, layout, kernels),
+            lambda: _no_counts_and_zeros(g, absolute, layout),
         )
-    # Exact zeros land in the first bin: counted only when that bin holds anything.
-    zeros = _unless(
-        ops.equal(histogram[0], 0.0), lambda: ops.sum(ops.cast(ops.equal(g, 0.0), "float32"))
-    )
     fields = ops.stack(
         [
             ops.sqrt(g_sumsq),
@@ -243,7 +259,33 @@ def _fold_one(old, g, w0, w1, layout: GradientLayout, size: float, kernels: _Ker
         [old[:m] + fields[:m], ops.maximum(old[m : m + 1], fields[m : m + 1]),
          old[m + 1 : n] + fields[m + 1 :]]
     )
-    return ops.concatenate([head, old[n:] + histogram])
+    return ops.concatenate([head, old[n:] + counts])
+
+
+def _counts_and_zeros(g, absolute, finite, layout: GradientLayout, kernels: _Kernels):
+    """The histogram's `bins + 2` counts and the number of exact zeros."""
+    if keras.backend.backend() == "jax":  # XLA fuses the mask into the bin computation
+        counts = _histogram(absolute, ops.isnan(g), layout, kernels)
+    else:
+        counts = _cond(
+            finite,
+            lambda: _histogram(absolute, None, layout, kernels),
+            lambda: _histogram(absolute, ops.isnan(g), layout, kernels),
+        )
+    # Exact zeros land in the first bin: counted only when that bin holds anything.
+    zeros = _unless(
+        ops.equal(counts[0], 0.0), lambda: ops.sum(ops.cast(ops.equal(g, 0.0), "float32"))
+    )
+    return counts, zeros
+
+
+def _no_counts_and_zeros(g, absolute, layout: GradientLayout):
+    """No counts (a window without histograms), and the number of exact zeros: counted
+    only when the smallest `|g|` is not positive (it is 0, or NaN)."""
+    zeros = _unless(
+        ops.min(absolute) > 0.0, lambda: ops.sum(ops.cast(ops.equal(g, 0.0), "float32"))
+    )
+    return ops.zeros((layout.bins + 2,), "float32"), zeros
 
 
 def _histogram(absolute, nan, layout: GradientLayout, kernels: _Kernels):

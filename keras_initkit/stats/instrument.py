@@ -10,14 +10,16 @@ thread-local marks the training step. `remove()` undoes everything, so the model
 and loads as the user's original.
 
 Which steps fold is decided by a small control vector `[tick, fold_from, fold_until,
-window]`: the host sets the window, the device counts steps, and an `ops.cond` skips the
-fold on the other steps (on torch, whose steps run eagerly, the host decides instead, which
-avoids a device sync per step). Each accumulator variable ends with the number of the
-window it holds: a step folding into an accumulator of an older window starts from the
-empty vector, so a new window costs the host one assignment (the control vector), not one
-per layer, and a layer not called in a window reads as empty. The host reads every
-accumulator with one transfer. (Each eager assignment or read costs about 0.15 ms on
-TensorFlow: with a record every batch, the per-layer ones cost more than the folds.)
+window, histogram]`: the host sets the window, the device counts steps, and an `ops.cond`
+skips the fold on the other steps, and a second one the histogram in windows without one
+when histograms come less often than windows (on torch, whose steps run eagerly, the host
+decides instead, which avoids a device sync per step). Each accumulator variable ends
+with the number of the window it holds: a step folding into an accumulator of an older
+window starts from the empty vector, so a new window costs the host one assignment (the
+control vector), not one per layer, and a layer not called in a window reads as empty.
+The host reads every accumulator with one transfer. (Each eager assignment or read costs
+about 0.15 ms on TensorFlow: with a record every batch, the per-layer ones cost more than
+the folds.)
 
 An interrupted `fit` (an exception from a callback, `KeyboardInterrupt`) never reaches
 `on_train_end`, so the instrumentation also takes itself off on its own:
@@ -36,6 +38,7 @@ added to the model, so `model.variables` is the user's at every moment.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import sys
 import threading
@@ -76,10 +79,19 @@ class Slot:
 class Instrumentation:
     """Installs, drives and removes the statistics accumulators of one model."""
 
-    def __init__(self, model: keras.Model, slots: list[Slot], check_nonfinite_every_step: bool):
+    def __init__(
+        self,
+        model: keras.Model,
+        slots: list[Slot],
+        check_nonfinite_every_step: bool,
+        histogram_in_every_window: bool = True,
+    ):
         self.model = model
         self.slots = slots
         self.check_nonfinite = check_nonfinite_every_step
+        # False: the host says per window whether it counts histograms (`start_window`).
+        self.every_histogram = histogram_in_every_window
+        self.histogram_now = True  # torch: the host's decision for the current window
         self.control: Any = None
         self.window = 0  # the number of the current window (accumulators end with theirs)
         self.fold_now = False  # torch: the host's decision for the coming step
@@ -196,7 +208,7 @@ class Instrumentation:
                     internals.attach_state(slot.target.layer, slot.variable)
             if not self._torch:
                 self.control = keras.Variable(
-                    np.zeros(4, "float32"),
+                    np.zeros(5, "float32"),
                     trainable=False,
                     autocast=False,
                     dtype="float32",
@@ -256,18 +268,25 @@ class Instrumentation:
         if self._torch:  # the host emptied the accumulators when the window began
             state, stamp = stored[:-1], stored[-1:]
             if self.fold_now:
+                if not self.histogram_now:
+                    layout = _without_histogram(layout)
                 slot.variable.assign(ops.concatenate([fold(state, y, layout), stamp]))
             elif self.check_nonfinite:
                 slot.variable.assign(ops.concatenate([count_nonfinite(state, y, layout), stamp]))
             return
-        predicate, window = self._predicate()
+        predicate, window, histogram = self._predicate()
         stamp = ops.reshape(window, (1,))
+        bare = _without_histogram(layout)
 
         def current() -> Any:  # this window's accumulator: empty if it holds an older one
             return ops.where(stored[-1] == window, stored[:-1], layout.empty())
 
         def folded() -> Any:
-            return ops.concatenate([fold(current(), y, layout), stamp])
+            state = current()
+            if self.every_histogram:
+                return ops.concatenate([fold(state, y, layout), stamp])
+            new = ops.cond(histogram, lambda: fold(state, y, layout), lambda: fold(state, y, bare))
+            return ops.concatenate([new, stamp])
 
         def counted() -> Any:
             return ops.concatenate([count_nonfinite(current(), y, layout), stamp])
@@ -275,35 +294,41 @@ class Instrumentation:
         otherwise = counted if self.check_nonfinite else (lambda: stored)
         slot.variable.assign(ops.cond(predicate, folded, otherwise))
 
-    def _predicate(self) -> tuple[Any, Any]:
-        """Whether this step folds, and the window's number; computed once per step, which
-        ticks the counter (as the step starts on TensorFlow, at its first watched call on
-        JAX)."""
+    def _predicate(self) -> tuple[Any, Any, Any]:
+        """Whether this step folds, the window's number and whether it counts histograms;
+        computed once per step, which ticks the counter (as the step starts on TensorFlow,
+        at its first watched call on JAX)."""
         if getattr(_STEP, "predicate", None) is None:
             control = self.control.value
             tick = control[0]
             _STEP.predicate = (
-                ops.logical_and(tick >= control[1], tick < control[2]), control[3]
+                ops.logical_and(tick >= control[1], tick < control[2]),
+                control[3],
+                control[4] > 0.0,
             )
-            self.control.assign(control + ops.convert_to_tensor([1.0, 0, 0, 0], "float32"))
+            self.control.assign(control + ops.convert_to_tensor([1.0, 0, 0, 0, 0], "float32"))
         return _STEP.predicate
 
     # -- host side ----------------------------------------------------------------------
-    def start_window(self, fold_from: int, fold_until: float) -> None:
-        """Starts a new, empty window that folds its steps `fold_from..fold_until-1`.
+    def start_window(self, fold_from: int, fold_until: float, histogram: bool = True) -> None:
+        """Starts a new, empty window that folds its steps `fold_from..fold_until-1`, with
+        their histograms if `histogram` (ignored when every window counts them).
 
         One assignment of the control vector: the accumulators still hold the last
         window, under its number, and the step empties each as it first folds into it.
         On torch (no control vector) the host empties them here.
         """
         self.window = self.window % _WINDOWS + 1
+        self.histogram_now = histogram or self.every_histogram
         if self.control is None:
             for slot in self.slots:
                 internals.assign_locals(
                     self.model, slot.variable, _stamped(slot.layout, self.window)
                 )
             return
-        value = np.array([0.0, fold_from, fold_until, self.window], "float32")
+        value = np.array(
+            [0.0, fold_from, fold_until, self.window, float(self.histogram_now)], "float32"
+        )
         internals.assign_locals(self.model, self.control, value)
 
     def read(self) -> list[np.ndarray]:
@@ -369,6 +394,12 @@ def _replicas(model: keras.Model) -> int:
     if keras.backend.backend() != "tensorflow" or strategy is None:
         return 1
     return int(strategy.num_replicas_in_sync)
+
+
+@functools.cache
+def _without_histogram(layout: Layout) -> Layout:
+    """`layout` for a window that counts no histogram (one object per layout)."""
+    return _replace(layout, histogram=False)
 
 
 def _replace(layout: Layout, **changes: Any) -> Layout:

@@ -188,8 +188,11 @@ def plot_histograms(
 
     Args:
         records: the `ActivationRecord`s of the statistics callback.
-        step: the read to show; defaults to the last one. Unused with `over_time`.
-        over_time: draw every read as a column of an image instead.
+        step: the read to show; defaults to the last one with a histogram. Unused with
+            `over_time`.
+        over_time: draw every read with a histogram as a column of an image instead.
+            (Records whose window counted no histogram, see `histogram_every`, are
+            left out.)
         figsize: the figure size in inches; by default it grows with the panels.
 
     Returns:
@@ -218,12 +221,22 @@ def plot_histograms(
     require_matplotlib()
     from matplotlib.figure import Figure
 
-    steps, layers, table = _table(records)
+    records = list(records)
+    with_histogram = [r for r in records if r.counts is not None]
+    if records and not with_histogram:
+        raise ValueError(
+            "no record has a histogram yet: histograms are counted once in "
+            "`histogram_every` steps (train longer, or lower `histogram_every`)"
+        )
+    steps, layers, table = _table(with_histogram)
     if step is None:
         step = steps[-1]
     elif step not in steps:
         shown = steps if len(steps) <= 10 else [*steps[:3], "...", *steps[-3:]]
         recorded = ", ".join(str(s) for s in shown)
+        if any(r.step == step for r in records):
+            raise ValueError(f"step {step!r} has no histogram (see `histogram_every`); "
+                             f"steps with one: {recorded}")
         raise ValueError(f"step {step!r} was not recorded; recorded steps: {recorded}")
     ncols = min(len(layers), _PER_ROW)
     nrows = math.ceil(len(layers) / ncols)

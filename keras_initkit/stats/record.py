@@ -43,7 +43,8 @@ class ActivationRecord:
             all units are identical, see `keras_initkit.stats.symmetry`), `nan_count`,
             `inf_count`, `count` (values folded) and `batches` (batches folded).
         edges: the `bins + 1` histogram edges.
-        counts: `bins + 2` counts: below `edges[0]`, the bins, above `edges[-1]`.
+        counts: `bins + 2` counts: below `edges[0]`, the bins, above `edges[-1]`; None
+            in a record whose window counted no histogram (`histogram_every`).
     """
 
     fit: int
@@ -54,7 +55,7 @@ class ActivationRecord:
     activation: str
     stats: dict[str, float]
     edges: np.ndarray
-    counts: np.ndarray
+    counts: np.ndarray | None
 
     def to_json(self) -> dict[str, Any]:
         """The record as plain JSON types (NaN and infinities become `None`)."""
@@ -68,7 +69,7 @@ class ActivationRecord:
             "stats": {k: _json_float(v) for k, v in self.stats.items()},
             "histogram": {
                 "edges": [float(e) for e in self.edges],
-                "counts": [float(c) for c in self.counts],
+                "counts": None if self.counts is None else [float(c) for c in self.counts],
             },
         }
 
@@ -84,8 +85,12 @@ class ActivationRecord:
             activation=str(data["activation"]),
             stats={k: float("nan") if v is None else float(v) for k, v in data["stats"].items()},
             edges=np.asarray(data["histogram"]["edges"], dtype="float64"),
-            counts=np.asarray(data["histogram"]["counts"], dtype="float64"),
+            counts=_array_or_none(data["histogram"]["counts"]),
         )
+
+
+def _array_or_none(values: list[float] | None) -> np.ndarray | None:
+    return None if values is None else np.asarray(values, dtype="float64")
 
 
 def _json_float(value: float) -> float | None:

@@ -141,6 +141,8 @@ class TensorBoardSink:
             if math.isfinite(value):
                 self.writer.add_scalar(f"{record.layer}/{name}", value, record.step)
         counts = record.counts
+        if counts is None:  # a window without a histogram (`histogram_every`)
+            return
         self.writer.add_histogram(
             f"{record.layer}/activations",
             record.edges,

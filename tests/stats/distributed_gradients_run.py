@@ -130,7 +130,7 @@ def main(mode):
                 seen["devices"] = None if sharding is None else len(sharding.device_set)
 
     seen = {"before": [np.asarray(v.numpy(), "float64") for v in model.trainable_variables]}
-    stats = GradientStats(every=1, warn=False)
+    stats = GradientStats(every=1, histogram_every=1, warn=False)
     model.fit(x, y, batch_size=GLOBAL_BATCH, epochs=1, shuffle=False, verbose=0,
               callbacks=[stats, WeightsAfterFirstStep()])
     change = {

@@ -147,7 +147,7 @@ def main(mode):
 
     records, seen = {}, {}
     for name, config in CONFIGS.items():
-        stats = ActivationStats(warn=False, **config)
+        stats = ActivationStats(warn=False, histogram_every=1, **config)
         callbacks = [stats] if seen else [_probe(keras, stats, seen), stats]
         model.fit(
             x,

@@ -106,7 +106,7 @@ def test_records_equal_numpy_on_the_same_batches(kind):
     x, y = data(64)
     model = compiled(KINDS[kind]())
     model(x[:1])  # build (subclassed models learn their shapes on the first step)
-    stats = ActivationStats(every=2, batches_per_record="all", bins=20)
+    stats = ActivationStats(every=2, batches_per_record="all", bins=20, histogram_every=1)
     # Two epochs: the first fit step of a subclassed model learns output widths.
     model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0, callbacks=[stats])
     expected, targets = reference_outputs(model, [x[i:i + 16] for i in range(0, 64, 16)])

@@ -13,6 +13,7 @@ step compiled by XLA (`jit_compile=True`) keeps the reference itself.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -320,8 +321,12 @@ def test_fit_records_are_the_same_with_the_native_fold(monkeypatch, policy,
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's graph-mode fold")
-def test_tensorflow_traces_the_fold_once_per_activation_kind_not_per_layer():
-    """Twelve ReLU layers of twelve widths and two tanh layers share two traced folds.
+@pytest.mark.parametrize("histogram_every, kinds", [(1, 2), (10, 4)])
+def test_tensorflow_traces_the_fold_once_per_activation_kind_not_per_layer(
+    histogram_every, kinds
+):
+    """Twelve ReLU layers of twelve widths and two tanh layers share two traced folds
+    (four when windows without a histogram fold with a second one).
 
     Each watched layer used to trace its own fold (about 150 ops, with the non-finite
     fallback) into the step: DenseNet121's first `fit` took 5.4x plain `fit`'s.
@@ -339,12 +344,12 @@ def test_tensorflow_traces_the_fold_once_per_activation_kind_not_per_layer():
     _fold_tensorflow.TRACED.clear()  # other tests' layouts (it only costs a retrace)
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((8, 6)).astype("float32"), rng.standard_normal((8, 2))
-    stats = ActivationStats(every=1, warn=False)
+    stats = ActivationStats(every=1, histogram_every=histogram_every, warn=False)
     model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[stats])
     hidden = {layer.name for layer in model.layers[:-1]}
     assert {r.layer for r in stats.records} >= hidden
-    # one traced fold per layout key: ReLU's and tanh's
-    assert len(_fold_tensorflow.TRACED) == 2, list(_fold_tensorflow.TRACED)
+    # one traced fold per layout key: ReLU's and tanh's (each with and without histogram)
+    assert len(_fold_tensorflow.TRACED) == kinds, list(_fold_tensorflow.TRACED)
     for function in _fold_tensorflow.TRACED.values():
         assert function.experimental_get_tracing_count() == 1
 
@@ -399,3 +404,30 @@ def test_native_fold_records_equal_on_recurrent_and_attention_models(monkeypatch
             # 1e-5: XLA sums the 2560 GELU outputs of a JAX step in another order in the
             # two folds (the mean moved by 1.1e-6 relative)
             assert a.stats[key] == pytest.approx(value, rel=1e-5, abs=1e-7, nan_ok=True), key
+
+
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("nonfinite", [0.0, 0.03])
+def test_a_fold_without_histogram_leaves_it_and_computes_the_rest_alike(name, nonfinite):
+    """`Layout(histogram=False)` (a window of `histogram_every`): the histogram slots keep
+    the state's counts; every other slot is the full fold's, natively and in keras.ops."""
+    layout, shape, offset = CASES[name]
+    bare = dataclasses.replace(layout, histogram=False)
+    folds = [fold] + ([_native()] if NATIVE else [])
+    rng = np.random.default_rng(7 + len(name) + int(100 * nonfinite))
+    start = ops.convert_to_tensor(layout.empty())
+    for scale in (0.7, 3.0):
+        x = ops.convert_to_tensor(_data(rng, shape, nonfinite, scale, offset))
+        full = ops.convert_to_numpy(fold(start, x, layout))
+        for each in folds:
+            new = ops.convert_to_numpy(each(start, x, bare))
+            end = HEAD + layout.bins + 2
+            np.testing.assert_array_equal(new[HEAD:end], ops.convert_to_numpy(start)[HEAD:end])
+            exact = [COUNT, ZEROS, SATURATED, NAN, INF, BATCHES, NONFINITE_CALLS]
+            np.testing.assert_array_equal(new[exact], full[exact])
+            np.testing.assert_array_equal(new[end:], full[end:])  # peaks, spread
+            # XLA may sum in another order in a program without the histogram (JAX: 3e-6)
+            moments = [MEAN, M2, MIN, MAX]
+            np.testing.assert_allclose(new[moments], full[moments], rtol=1e-5, atol=1e-7)
+        start = ops.convert_to_tensor(full)  # the next fold merges into a non-empty state
+    assert np.sum(ops.convert_to_numpy(start)[HEAD:HEAD + layout.bins + 2]) > 0
