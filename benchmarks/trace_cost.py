@@ -11,7 +11,10 @@ each with the configuration's callbacks (process CPU time, one intra-op thread):
 
 - `plain`: no callback (the second `fit` reuses the compiled step);
 - `stats`: `ActivationStats(every=1)` with the step's fold (`accumulator.fold_for()`);
-- `stats (keras.ops fold)`: the same with `KERAS_INITKIT_FOLD=keras_ops`.
+- `stats (keras.ops fold)`: the same with `KERAS_INITKIT_FOLD=keras_ops`;
+- `stats (all histograms)`: `ActivationStats(every=1, histogram_every=1)`: one fold per
+  layer, where `stats` (`histogram_every=10`) has two, with and without the histogram,
+  under an `ops.cond`.
 
 The configurations run in turn, `--repeats` times, interleaved; the table shows the median
 seconds and the ratio to plain `fit`'s first call. A callback instance installs its
@@ -36,6 +39,7 @@ CONFIGS = {
     "plain": {},
     "stats": {},
     "stats (keras.ops fold)": {"KERAS_INITKIT_FOLD": "keras_ops"},
+    "stats (all histograms)": {},
 }
 
 CHILD = """
@@ -49,7 +53,8 @@ model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="sparse_categorical_cro
 rng = np.random.default_rng(0)
 x, y = rng.standard_normal((4, 32, 32, 3)).astype("float32"), rng.integers(0, 10, 4)
 callbacks = [] if config == "plain" else [
-    keras_initkit.callbacks.ActivationStats(every=1, warn=False)]
+    keras_initkit.callbacks.ActivationStats(
+        every=1, warn=False, histogram_every=1 if "all histograms" in config else 10)]
 times = []
 for _ in range(2):
     start = time.process_time()

@@ -53,21 +53,32 @@ class FiniteKernels:
     spread: Callable[[Any], Any]
 
 
-def fold(state: Any, x: Any, layout: Layout) -> Any:
-    """`accumulator.fold(state, x, layout)`, with a cheaper branch for finite tensors."""
+def fold(state: Any, x: Any, layout: Layout, histogram: Any = None) -> Any:
+    """`accumulator.fold(state, x, layout, histogram)`, with a cheaper branch for finite
+    tensors."""
     flat, units = accumulator.views(x, layout)
     total = ops.sum(flat)
     return ops.cond(
         ops.isfinite(total),
-        lambda: finite_fold(state, flat, units, total, layout, KERAS_OPS),
-        lambda: accumulator.fold_views(state, flat, units, layout),
+        lambda: finite_fold(state, flat, units, total, layout, KERAS_OPS, histogram),
+        lambda: accumulator.fold_views(state, flat, units, layout, histogram),
     )
 
 
+fold.takes_histogram = True  # type: ignore[attr-defined]  # (`instrument` asks)
+
+
 def finite_fold(
-    state: Any, flat: Any, units: Any, total: Any, layout: Layout, kernels: FiniteKernels
+    state: Any,
+    flat: Any,
+    units: Any,
+    total: Any,
+    layout: Layout,
+    kernels: FiniteKernels,
+    histogram: Any = None,
 ) -> Any:
-    """The fold of a tensor whose values are all finite (`total` is their sum)."""
+    """The fold of a tensor whose values are all finite (`total` is their sum);
+    `histogram` as in `accumulator.fold`."""
     n0, mean0, m2_0 = state[accumulator.COUNT], state[accumulator.MEAN], state[accumulator.M2]
     n1 = ops.cast(ops.size(flat), "float32")
     mean1 = total / ops.maximum(n1, 1.0)
@@ -98,7 +109,10 @@ def finite_fold(
     )
     start = accumulator.HEAD + layout.bins + 2
     counts = state[accumulator.HEAD : start]
-    if layout.histogram:
+    if histogram is not None:
+        old = counts
+        counts = ops.cond(histogram, lambda: old + kernels.histogram(flat, layout), lambda: old)
+    elif layout.histogram:
         counts = counts + kernels.histogram(flat, layout)
     parts = [head, counts]
     if units is not None:  # [..., fired (one per unit), spread (the last slot)]

@@ -77,16 +77,23 @@ class Layout:
         return vector
 
 
-def fold(state, x, layout: Layout):
+def fold(state, x, layout: Layout, histogram=None):
     """Returns `state` with the tensor `x` folded in (all statistics in float32).
 
     About 30 elementwise passes over `x` (issue 18; the first version made about 45):
     the histogram is one bucketize and one count that also counts the NaNs, and the
     moments, extremes and saturation share the finite mask. Results are bit-for-bit those of
     the first version (`tests/stats/test_fold_reference.py`).
+
+    `histogram`: None to count the histogram as `layout.histogram` says, or a boolean
+    tensor deciding it in the step (one `ops.cond` around the count alone, so a compiled
+    step holds one fold, not two).
     """
     flat, units_view = views(x, layout)
-    return fold_views(state, flat, units_view, layout)
+    return fold_views(state, flat, units_view, layout, histogram)
+
+
+fold.takes_histogram = True  # type: ignore[attr-defined]  # (`instrument` asks)
 
 
 def views(x, layout: Layout):
@@ -101,15 +108,18 @@ def views(x, layout: Layout):
     return ops.reshape(x, (-1,)), (_units_view(x, layout) if layout.units else None)
 
 
-def fold_views(state, flat, units_view, layout: Layout):
+def fold_views(state, flat, units_view, layout: Layout, histogram=None):
     """`fold` on the `views` of a tensor (its shape and `layout.units` are not used)."""
     start = HEAD + layout.bins + 2
-    if layout.histogram:
+    if histogram is not None:
+        counts = ops.cond(
+            histogram, lambda: _histogram(flat, layout), lambda: _nan_count_only(flat, layout)
+        )
+    elif layout.histogram:
         counts = _histogram(flat, layout)
-        parts = [_head(state, flat, counts[-1], layout), state[HEAD:start] + counts[:-1]]
     else:
-        nan_count = ops.sum(ops.cast(ops.isnan(flat), "float32"))
-        parts = [_head(state, flat, nan_count, layout), state[HEAD:start]]
+        counts = _nan_count_only(flat, layout)
+    parts = [_head(state, flat, counts[-1], layout), state[HEAD:start] + counts[:-1]]
     if units_view is not None:  # [..., fired (one per unit), spread (the last slot)]
         parts.append(_unit_peaks(state[start:-1], units_view))
         parts.append(ops.maximum(state[-1:], unit_spread(units_view)))
@@ -120,7 +130,7 @@ NATIVE_FOLD = True  # False: every step folds with `fold` (keras.ops), as the te
 FOLD_ENV = "KERAS_INITKIT_FOLD"  # "keras_ops" forces `fold` too; "native" (default) does not
 
 
-def fold_for(jit_compile: bool = False) -> Callable[[Any, Any, Layout], Any]:
+def fold_for(jit_compile: bool = False) -> Callable[..., Any]:
     """The fold a training step runs on this backend, for a step compiled with `jit_compile`.
 
     The TensorFlow graph-mode step and the eager torch step get a fold written in the
@@ -165,6 +175,12 @@ def _histogram(flat, layout: Layout):
     clipped = ops.where(ops.isnan(flat), bins + 1.0, ops.clip(scaled, -1.0, float(bins)))
     index = ops.cast(ops.floor(clipped) + 1.0, "int32")
     return _count(index, bins + 3)
+
+
+def _nan_count_only(flat, layout: Layout):
+    """`_histogram`'s `bins + 3` counts with only the last, the NaN count, counted."""
+    nan_count = ops.sum(ops.cast(ops.isnan(flat), "float32"))
+    return ops.concatenate([ops.zeros((layout.bins + 2,), "float32"), ops.reshape(nan_count, (1,))])
 
 
 def _count(index, length: int):

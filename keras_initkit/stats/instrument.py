@@ -284,8 +284,13 @@ class Instrumentation:
         def folded() -> Any:
             state = current()
             if self.every_histogram:
-                return ops.concatenate([fold(state, y, layout), stamp])
-            new = ops.cond(histogram, lambda: fold(state, y, layout), lambda: fold(state, y, bare))
+                new = fold(state, y, layout)
+            elif getattr(fold, "takes_histogram", False):  # a `cond` around the count alone
+                new = fold(state, y, layout, histogram=histogram)
+            else:  # TensorFlow's traced folds: one per layout
+                new = ops.cond(
+                    histogram, lambda: fold(state, y, layout), lambda: fold(state, y, bare)
+                )
             return ops.concatenate([new, stamp])
 
         def counted() -> Any:

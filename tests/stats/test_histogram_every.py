@@ -33,13 +33,13 @@ def _model():
     ])
 
 
-def _fit(epochs=2, callback=ActivationStats, **settings):
+def _fit(epochs=2, callback=ActivationStats, jit_compile="auto", **settings):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((8 * STEPS, 12)).astype("float32")
     y = np.eye(3, dtype="float32")[rng.integers(0, 3, 8 * STEPS)]
     keras.utils.set_random_seed(1)
     model = _model()
-    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    model.compile(optimizer="sgd", loss="categorical_crossentropy", jit_compile=jit_compile)
     stats = callback(warn=False, **settings)
     model.fit(x, y, batch_size=8, epochs=epochs, shuffle=False, verbose=0, callbacks=[stats])
     return stats
@@ -67,6 +67,20 @@ def test_every_batch_counts_a_histogram_once_in_histogram_every_steps_and_each_e
             assert mine.counts.sum() == mine.stats["count"]
     with_histogram = sum(r.counts is not None for r in sparse.records)
     assert 0 < with_histogram < len(sparse.records)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's XLA-compiled step")
+@pytest.mark.parametrize("callback", [ActivationStats, GradientStats])
+def test_an_xla_compiled_step_records_the_same(callback):
+    """`jit_compile=True` folds with `accumulator.fold` and its in-step histogram flag."""
+    sparse = _fit(epochs=1, callback=callback, jit_compile=True, every=1, histogram_every=5)
+    dense = _fit(epochs=1, callback=callback, jit_compile=True, every=1, histogram_every=1)
+    assert sorted({r.step for r in sparse.records if r.counts is not None}) == [1, 6, 11]
+    for mine, full in zip(sparse.records, dense.records, strict=True):
+        for name, value in mine.stats.items():
+            assert value == pytest.approx(full.stats[name], rel=1e-5, abs=1e-7, nan_ok=True)
+        if mine.counts is not None:
+            np.testing.assert_array_equal(mine.counts, full.counts)
 
 
 @pytest.mark.parametrize("every", [10, 4, "epoch"])

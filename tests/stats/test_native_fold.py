@@ -431,3 +431,23 @@ def test_a_fold_without_histogram_leaves_it_and_computes_the_rest_alike(name, no
             np.testing.assert_allclose(new[moments], full[moments], rtol=1e-5, atol=1e-7)
         start = ops.convert_to_tensor(full)  # the next fold merges into a non-empty state
     assert np.sum(ops.convert_to_numpy(start)[HEAD:HEAD + layout.bins + 2]) > 0
+
+
+@pytest.mark.parametrize("name", ["dense tanh", "conv NHWC relu", "no units"])
+@pytest.mark.parametrize("nonfinite", [0.0, 0.03])
+def test_a_histogram_decided_in_the_step_gives_the_fold_of_either_layout(name, nonfinite):
+    """`fold(..., histogram=flag)` (a `cond` around the count alone, what a compiled step
+    runs when histograms come once in `histogram_every` steps) equals the fold of
+    `layout` when the flag holds and of `Layout(histogram=False)` when it does not."""
+    from keras_initkit.stats import _fold_finite
+
+    layout, shape, offset = CASES[name]
+    bare = dataclasses.replace(layout, histogram=False)
+    rng = np.random.default_rng(3 + len(name) + int(100 * nonfinite))
+    state = ops.convert_to_tensor(layout.empty())
+    x = ops.convert_to_tensor(_data(rng, shape, nonfinite, 0.7, offset))
+    for each in (fold, _fold_finite.fold):
+        assert each.takes_histogram
+        for flag, reference in ((True, layout), (False, bare)):
+            new = each(state, x, layout, histogram=ops.convert_to_tensor(flag))
+            _assert_same(new, fold(state, x, reference))
