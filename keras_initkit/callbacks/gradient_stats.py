@@ -17,7 +17,7 @@ from keras_initkit.stats import gradients as gstats
 from keras_initkit.stats._gradient_hook import GradientHook
 from keras_initkit.stats.gradient_diagnosis import GradientFinding, diagnose
 from keras_initkit.stats.gradient_output import GradientRecord
-from keras_initkit.stats.window import fold_bounds
+from keras_initkit.stats.window import HistogramCadence, fold_bounds
 
 
 class GradientStatsWarning(UserWarning):
@@ -206,11 +206,8 @@ class GradientStats(keras.callbacks.Callback):
         self._names = [(_layer_path(model, v), v.name) for v in variables]
         self._hook = GradientHook(model, variables, layout)
         self._hook.check_nonfinite = self.on_nan == "stop"
-        # Windows at least `histogram_every` steps apart (or epochs) all count histograms.
-        self._hook.every_histogram = (
-            not isinstance(self.every, int) or self.every >= self.histogram_every
-        )
-        self._histogram_from: int | None = None  # the step the last histogram window began
+        self._cadence = HistogramCadence(self.every, self.histogram_every)
+        self._hook.every_histogram = self._cadence.every_window
         self._window_histogram = True
         self._hook.install()
         if self.log_dir is not None and self._sink is None:
@@ -301,18 +298,8 @@ class GradientStats(keras.callbacks.Callback):
         low, high = fold_bounds(self._last_batch + 1, self.every, self.batches_per_record,
                                 steps, self._spe)
         self._window, self._tick = (low, high), 0
-        hook = self._installed_hook()
-        # A histogram in the first window of each epoch, then in a window that begins at
-        # least `histogram_every` steps after the last one with histograms began.
-        self._window_histogram = (
-            hook.every_histogram
-            or self._last_batch < 0
-            or self._histogram_from is None
-            or self._step - self._histogram_from >= self.histogram_every
-        )
-        if self._window_histogram:
-            self._histogram_from = self._step
-        hook.start_window(low, high, self._window_histogram)
+        self._window_histogram = self._cadence.due(self._step, first_of_epoch=self._last_batch < 0)
+        self._installed_hook().start_window(low, high, self._window_histogram)
 
     def _installed_hook(self) -> GradientHook:
         if self._hook is None:

@@ -20,7 +20,7 @@ from keras_initkit.stats.accumulator import INF, NAN, Layout, finalize
 from keras_initkit.stats.instrument import Instrumentation, Slot
 from keras_initkit.stats.record import ActivationRecord
 from keras_initkit.stats.summary import activation_facts
-from keras_initkit.stats.window import fold_bounds
+from keras_initkit.stats.window import HistogramCadence, fold_bounds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,12 +36,6 @@ class Settings:
     saturation_threshold: float
     check_nonfinite: bool
     histogram_every: int = 1
-
-    @property
-    def histogram_in_every_window(self) -> bool:
-        """Whether every window counts histograms: windows are at least `histogram_every`
-        steps apart (or one per epoch)."""
-        return not isinstance(self.every, int) or self.every >= self.histogram_every
 
 
 class Recorder:
@@ -63,8 +57,9 @@ class Recorder:
         self.fits += 1
         self.steps = steps
         slots = [self._slot(t) for t in targets.select(model, self.settings.layers)]
+        self.cadence = HistogramCadence(self.settings.every, self.settings.histogram_every)
         inst = Instrumentation(
-            model, slots, self.settings.check_nonfinite, self.settings.histogram_in_every_window
+            model, slots, self.settings.check_nonfinite, self.cadence.every_window
         )
         inst.install()
         self.instrumentation = inst
@@ -73,7 +68,6 @@ class Recorder:
             inst.allocate()
         self.spe = int(getattr(model, "steps_per_execution", 1) or 1)
         self.epoch, self.last_batch, self.bucket, self.tick = 0, -1, 0, 0
-        self.histogram_from: int | None = None  # the step the last histogram window began
         self.window_histogram = True  # whether the current window counts histograms
         return inst
 
@@ -189,14 +183,5 @@ class Recorder:
         low, high = fold_bounds(self.last_batch + 1, s.every, s.batches_per_record,
                                 self.steps, self.spe)
         self.window, self.tick = (low, high), 0
-        # A histogram in the first window of each epoch, then in a window that begins at
-        # least `histogram_every` steps after the last one with a histogram began.
-        self.window_histogram = (
-            s.histogram_in_every_window
-            or self.last_batch < 0
-            or self.histogram_from is None
-            or self.step - self.histogram_from >= s.histogram_every
-        )
-        if self.window_histogram:
-            self.histogram_from = self.step
+        self.window_histogram = self.cadence.due(self.step, first_of_epoch=self.last_batch < 0)
         self._installed().start_window(low, high, self.window_histogram)

@@ -50,3 +50,45 @@ def fold_bounds(
         return 0, (count if count is not None else NEVER)
     length = end - start
     return (0, length) if count is None else (max(length - count, 0), length)
+
+
+class HistogramCadence:
+    """Which windows count histograms: at most one in `histogram_every` steps.
+
+    A window counts them when it is the first of an epoch or begins at least
+    `histogram_every` steps after the last window that counted them began. When windows
+    are that far apart anyway (`every >= histogram_every`, or `"epoch"`) every window
+    does, and `every_window` says so (the step then needs no test of its own).
+
+    Args:
+        every: batches between records, or `"epoch"`.
+        histogram_every: the least number of steps between two windows with histograms.
+
+    Example:
+    >>> cadence = HistogramCadence(every=1, histogram_every=3)
+    >>> [cadence.due(step, first_of_epoch=step == 0) for step in range(7)]
+    [True, False, False, True, False, False, True]
+    >>> HistogramCadence(every=50, histogram_every=10).every_window
+    True
+
+    Reference:
+    - [Keras `TensorBoard(histogram_freq=...)`](https://keras.io/api/callbacks/tensorboard/)
+      (histograms apart from scalars)
+    """
+
+    def __init__(self, every: int | str, histogram_every: int) -> None:
+        self.histogram_every = histogram_every
+        self.every_window = not isinstance(every, int) or every >= histogram_every
+        self.last_start: int | None = None  # the step the last window with histograms began
+
+    def due(self, step: int, first_of_epoch: bool) -> bool:
+        """Whether the window beginning after `step` training steps counts histograms."""
+        due = (
+            self.every_window
+            or first_of_epoch
+            or self.last_start is None
+            or step - self.last_start >= self.histogram_every
+        )
+        if due:
+            self.last_start = step
+        return due
