@@ -57,7 +57,10 @@ class GradientStats(keras.callbacks.Callback):
     each window folds its last `batches_per_record` steps (`"all"`: every step) and
     is read at its end. Norms are averaged over the folded steps, RMS and means are
     over all their elements, `gradient_max_abs` is the maximum. With
-    `steps_per_execution=k`, windows end on multiples of `k`.
+    `steps_per_execution=k`, windows end on multiples of `k`. A model that is not
+    built when `fit` begins (a subclassed model never called, on TensorFlow, which
+    builds it while tracing the first step) is watched from its second step: the first
+    builds the variables, and is not recorded.
 
     Under data parallelism the values are global: with `tf.distribute` the gradients
     are the replicas' gradients summed by Keras's all-reduce (what the optimizer
@@ -167,6 +170,7 @@ class GradientStats(keras.callbacks.Callback):
         self._fits = 0
         self._step = 0
         self._hook: GradientHook | None = None
+        self._pending = False  # waiting for the first step to build the model
         self._sink: output.LogDirSink | None = None
 
     # -- attaching and detaching --------------------------------------------------------
@@ -195,6 +199,21 @@ class GradientStats(keras.callbacks.Callback):
         self.stopped_by = None
         self._fit = self._fits
         self._fits += 1
+        if self.log_dir is not None and self._sink is None:
+            self._sink = output.LogDirSink(self.log_dir)
+        self._spe = int(getattr(model, "steps_per_execution", 1) or 1)
+        self._epoch, self._last_batch, self._bucket = 0, -1, 0
+        # TensorFlow builds a model that was never called (a subclassed model) while it
+        # traces the first step; its variables, and the optimizer's, exist only after it.
+        self._pending = not model.built and model.optimizer is not None and not (
+            model.optimizer.built
+        )
+        if not self._pending:
+            self._attach()
+
+    def _attach(self) -> None:
+        """Installs the hook on the model's (now existing) trainable variables."""
+        model = self.model
         variables = [v for v in model.trainable_variables if self._watched(_layer_path(model, v))]
         layout = gstats.GradientLayout(
             sizes=tuple(int(np.prod(v.shape)) for v in variables),
@@ -210,10 +229,6 @@ class GradientStats(keras.callbacks.Callback):
         self._hook.every_histogram = self._cadence.every_window
         self._window_histogram = True
         self._hook.install()
-        if self.log_dir is not None and self._sink is None:
-            self._sink = output.LogDirSink(self.log_dir)
-        self._spe = int(getattr(model, "steps_per_execution", 1) or 1)
-        self._epoch, self._last_batch, self._bucket = 0, -1, 0
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch, self._last_batch, self._bucket = epoch, -1, 0
@@ -238,6 +253,12 @@ class GradientStats(keras.callbacks.Callback):
         steps = batch - self._last_batch
         self._last_batch = batch
         self._step += steps
+        if self._pending:  # the first step built the model and its optimizer
+            self._pending = False
+            self._model_synced()
+            self._attach()
+            self._start_window()
+            return
         self._tick += steps
         if self.on_nan == "stop" and self._active() and self._stop_if_nonfinite(batch):
             return

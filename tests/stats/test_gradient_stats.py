@@ -257,6 +257,100 @@ def test_detach_and_context_manager_remove_the_hook_at_once():
     assert stats.records[-1].fit == 1
 
 
+class Subclassed(keras.Model):
+    """Two Dense layers; `custom=True` trains with the backend's own autodiff, as in
+    keras.io's "Customizing what happens in fit()" guides."""
+
+    def __init__(self, custom):
+        super().__init__(name="sub")
+        self.hidden = keras.layers.Dense(8, "tanh", name="hidden")
+        self.out = keras.layers.Dense(3, "softmax", name="out")
+        self.custom = custom
+
+    def call(self, x, training=None):
+        return self.out(self.hidden(x))
+
+    def train_step(self, *args):
+        if not self.custom:
+            return super().train_step(*args)
+        loss_fn = keras.losses.SparseCategoricalCrossentropy()
+        if BACKEND == "tensorflow":
+            import tensorflow as tf
+
+            x, y = args[0]
+            with tf.GradientTape() as tape:
+                loss = loss_fn(y, self(x, training=True))
+            grads = tape.gradient(loss, self.trainable_variables)
+            self.optimizer.apply(grads, self.trainable_variables)
+            return {"loss": loss}
+        if BACKEND == "torch":
+            import torch
+
+            x, y = args[0]
+            self.zero_grad()
+            loss = loss_fn(y, self(x, training=True))
+            loss.backward()
+            variables = list(self.trainable_variables)
+            with torch.no_grad():
+                self.optimizer.apply([v.value.grad for v in variables], variables)
+            return {"loss": loss}
+        import jax
+
+        (trainable, non_trainable, optimizer_values, metrics), (x, y) = args
+
+        def loss_of(trainable, non_trainable):
+            y_pred, non_trainable = self.stateless_call(trainable, non_trainable, x,
+                                                        training=True)
+            return loss_fn(y, y_pred), non_trainable
+
+        (loss, non_trainable), grads = jax.value_and_grad(loss_of, has_aux=True)(
+            trainable, non_trainable)
+        trainable, optimizer_values = self.optimizer.stateless_apply(
+            optimizer_values, grads, trainable)
+        return {"loss": loss}, (trainable, non_trainable, optimizer_values, metrics)
+
+
+class Weights(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.after = []  # the trainable weights after each step
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.after.append([v.numpy().astype("float64") for v in self.model.trainable_variables])
+
+
+@pytest.mark.parametrize("custom", [False, True], ids=["default_train_step", "custom_train_step"])
+def test_an_unbuilt_subclassed_model_is_watched_from_its_second_step(custom):
+    # TensorFlow builds such a model (and its optimizer) while tracing the first step.
+    x, y = data(n=32)
+    runs = {}
+    for watched in (False, True):
+        keras.utils.set_random_seed(4)
+        model = Subclassed(custom)
+        model.compile(keras.optimizers.SGD(0.1, momentum=0.9), "sparse_categorical_crossentropy")
+        stats = GradientStats(every=1, warn=False)
+        weights = Weights()
+        history = model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0,
+                            callbacks=[stats, weights] if watched else [weights])
+        runs[watched] = (history.history["loss"], weights.after, stats)
+    (plain_loss, plain_after, _), (loss, after, stats) = runs[False], runs[True]
+    assert loss == plain_loss  # training unchanged
+    for a, b in zip(after[-1], plain_after[-1], strict=True):
+        np.testing.assert_array_equal(a, b)
+    steps = sorted({r.step for r in stats.records})
+    assert steps[-1] == 4 and steps[0] <= 2
+    assert {(r.layer, r.variable) for r in stats.records} == {
+        ("hidden", "kernel"), ("hidden", "bias"), ("out", "kernel"), ("out", "bias")}
+    for step in steps[1:] if steps[0] == 1 else steps:
+        for r in (r for r in stats.records if r.step == step):
+            index = ["hidden/kernel", "hidden/bias", "out/kernel", "out/bias"].index(
+                f"{r.layer}/{r.variable}")
+            change = after[step - 1][index] - after[step - 2][index]
+            assert close(r.stats["update_norm"], np.linalg.norm(change), rel=1e-4)
+            assert r.stats["gradient_norm"] > 0 and r.stats["gradient_nonfinite"] == 0
+    assert _gradient_hook.installed_hook(model) is None
+
+
 def test_internals_check_passes_on_this_keras():
     _gradient_hook.check()
 
