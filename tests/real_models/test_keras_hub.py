@@ -102,3 +102,24 @@ def test_lsuv_inspect_and_training(build):
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     history = model.fit(x, y, batch_size=4, epochs=3, verbose=0)
     assert np.all(np.isfinite(history.history["loss"]))
+
+
+@pytest.mark.parametrize("build", [_gpt2, _bert], ids=["gpt2", "bert"])
+def test_fit_with_gradient_and_activation_stats(build):
+    model = build()
+    x = _tokens(segments=build is _bert)
+    y = np.roll(x["token_ids"], -1, axis=1) if build is _gpt2 else np.array([0, 1, 0, 1])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    gradients = keras_initkit.callbacks.GradientStats(every=1, warn=False)
+    activations = keras_initkit.callbacks.ActivationStats(every=1, warn=False)
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0, callbacks=[gradients, activations])
+    steps = sorted({r.step for r in gradients.records})
+    assert steps == [1, 2]
+    recorded = [r for r in gradients.records if r.step == 2]
+    assert len(recorded) == len(model.trainable_variables)
+    assert all(np.isfinite(r.stats["gradient_norm"]) for r in recorded)
+    # the tied token embedding of GPT-2 gets a gradient; every kernel of both models does
+    kernels = [r for r in recorded if r.variable in ("kernel", "embeddings")]
+    assert kernels and all(r.stats["gradient_norm"] > 0 for r in kernels)
+    assert {r.layer for r in activations.records}
