@@ -15,6 +15,7 @@ from keras_initkit.stats import export, sinks, targets
 from keras_initkit.stats.diagnosis import Finding, diagnose
 from keras_initkit.stats.record import ActivationRecord
 from keras_initkit.stats.recorder import Recorder, Settings
+from keras_initkit.stats.thinning import thin
 
 MAX_BINS = 10_000
 
@@ -300,7 +301,7 @@ class ActivationStats(keras.callbacks.Callback):
             return
         self.records.extend(new)
         if len(self.records) > self.max_records:
-            self.records = _thin(self.records)
+            self.records = thin(self.records)
         findings = diagnose(
             new,
             dead_threshold=self.dead_threshold,
@@ -334,13 +335,6 @@ class ActivationStats(keras.callbacks.Callback):
         self._unwritten.append(message)
         if self.warn:
             warnings.warn(message, ActivationStatsWarning, stacklevel=3)
-
-
-def _thin(records: list[ActivationRecord]) -> list[ActivationRecord]:
-    """Drops every other read (by step), keeping the first and the last."""
-    steps = sorted({(r.fit, r.step) for r in records})
-    keep = set(steps[::2]) | {steps[-1]}
-    return [r for r in records if (r.fit, r.step) in keep]
 
 
 def _finite_loss(logs: dict[str, Any] | None) -> bool:

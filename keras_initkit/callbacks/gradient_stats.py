@@ -17,6 +17,7 @@ from keras_initkit.stats import gradients as gstats
 from keras_initkit.stats._gradient_hook import GradientHook
 from keras_initkit.stats.gradient_diagnosis import GradientFinding, diagnose
 from keras_initkit.stats.gradient_output import GradientRecord
+from keras_initkit.stats.thinning import thin
 from keras_initkit.stats.window import HistogramCadence, fold_bounds
 
 
@@ -109,6 +110,11 @@ class GradientStats(keras.callbacks.Callback):
             `gradient_stats.jsonl` there, and TensorBoard scalars and histograms go to
             `log_dir/gradients`.
         warn: whether to emit diagnoses as warnings (they reach `.warnings` anyway).
+        max_records: how many records `.records` keeps in memory (one per watched
+            variable and read). Past it, every other read is dropped, oldest and newest
+            kept, so memory stays bounded over any run length while `.records` still
+            spans the whole run; the files keep every record. Defaults to `10_000`
+            (about 20 MB).
 
     Example:
     >>> model = keras.Sequential([keras.Input((8,)),
@@ -143,6 +149,7 @@ class GradientStats(keras.callbacks.Callback):
         on_nan: str = "warn",
         log_dir: str | os.PathLike[str] | None = None,
         warn: bool = True,
+        max_records: int = 10_000,
     ) -> None:
         super().__init__()
         self.every = _count("every", every, "epoch")
@@ -163,6 +170,7 @@ class GradientStats(keras.callbacks.Callback):
         self.on_nan = check_choice("on_nan", on_nan, ("warn", "stop", "ignore"))
         self.log_dir = None if log_dir is None else os.fspath(log_dir)
         self.warn = bool(warn)
+        self.max_records = _count("max_records", max_records)
         self.records: list[GradientRecord] = []
         self.warnings: list[str] = []
         self.stopped_by: GradientFinding | None = None
@@ -346,6 +354,8 @@ class GradientStats(keras.callbacks.Callback):
             for (layer, name), (stats, counts) in zip(self._names, results, strict=True)
         ]  # fmt: skip
         self.records.extend(new)
+        if len(self.records) > self.max_records:
+            self.records = thin(self.records)
         findings = diagnose(new, self.gradient_ratio, self.update_ratio_bounds)
         if first is not None:  # its message says training stopped; reported first
             findings = [first, *findings]

@@ -266,6 +266,27 @@ def test_model_is_the_original_after_fit(kind, tmp_path):
     model.fit(x, y, batch_size=16, epochs=1, verbose=0)  # plain fit works again
 
 
+def test_memory_stays_bounded_over_a_long_run_and_the_files_keep_everything(tmp_path):
+    x, y = data(64)
+    model = compiled(sequential())
+    stats = ActivationStats(every=1, warn=False, max_records=40, log_dir=tmp_path)
+    sizes = []
+
+    class Size(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            sizes.append(len(stats.records))
+
+    model.fit(x, y, batch_size=2, epochs=3, verbose=0, callbacks=[stats, Size()])  # 96 steps
+    assert max(sizes) <= 40
+    layers = {r.layer for r in stats.records}
+    steps = sorted({r.step for r in stats.records})
+    assert steps[-1] == 96 and steps[0] <= 2  # the whole run's span
+    assert all({r.layer for r in stats.records if r.step == s} == layers for s in steps)
+    written, _ = keras_initkit.stats.load_json(tmp_path / "activation_stats.jsonl")
+    assert len(written) > len(stats.records)
+    assert {r.step for r in written} == set(range(steps[0], 97))
+
+
 def test_checkpoint_written_mid_fit_loads_into_the_plain_model(tmp_path):
     x, y = data(32)
     model = compiled(sequential())

@@ -460,6 +460,7 @@ def test_layer_selection_and_nested_paths():
         ({"gradient_ratio": 1.0}, "gradient_ratio must be greater than 1; got 1.0"),
         ({"layers": 3}, "layers must be None, a list"),
         ({"on_nan": "raise"}, "on_nan must be one of 'warn', 'stop', 'ignore'; got 'raise'"),
+        ({"max_records": 0}, "max_records must be a positive int; got 0"),
     ],
 )
 def test_bad_arguments_are_refused_early(kwargs, text):
@@ -657,6 +658,26 @@ def test_log_dir_outputs_append_and_read_back(tmp_path):
     assert len(json.loads((tmp_path / "all.json").read_text())["records"]) == len(records)
     stats.to_csv(tmp_path / "all.csv")
     assert (tmp_path / "all.csv").read_text().splitlines() == lines
+
+
+def test_memory_stays_bounded_over_a_long_run_and_the_files_keep_everything(tmp_path):
+    model = mlp()  # 6 variables: 6 records per read
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = data(n=64)
+    stats = GradientStats(every=1, warn=False, max_records=60, log_dir=tmp_path)
+    sizes = []
+
+    class Size(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            sizes.append(len(stats.records))
+
+    model.fit(x, y, batch_size=2, epochs=3, verbose=0, callbacks=[stats, Size()])  # 96 steps
+    assert max(sizes) <= 60
+    steps = sorted({r.step for r in stats.records})
+    assert steps[0] == 1 and steps[-1] == 96  # the whole run's span
+    assert len(steps) < 96 and all(len([r for r in stats.records if r.step == s]) == 6
+                                   for s in steps)  # whole reads kept or dropped
+    assert len(load_json(tmp_path / "gradient_stats.jsonl")[0]) == 96 * 6
 
 
 def test_a_failing_write_never_stops_training(tmp_path):
