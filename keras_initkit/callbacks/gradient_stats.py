@@ -75,7 +75,9 @@ class GradientStats(keras.callbacks.Callback):
     layer's weight-gradient RMS below 1/`gradient_ratio` or above `gradient_ratio`
     times the last hidden layer's), update/weight ratios outside
     `update_ratio_bounds`, non-finite gradients (naming the first variable), dead
-    layers (every gradient exactly zero on every folded step).
+    layers (every gradient exactly zero on every folded step), and a `train_step` that
+    never applies `model.optimizer` (GradientStats watches that optimizer only; a GAN
+    that applies its own `d_optimizer` and `g_optimizer` gets this warning, not records).
 
     Args:
         every: record every `every` training batches (int), or `"epoch"`. Defaults
@@ -223,6 +225,12 @@ class GradientStats(keras.callbacks.Callback):
         """Installs the hook on the model's (now existing) trainable variables."""
         model = self.model
         variables = [v for v in model.trainable_variables if self._watched(_layer_path(model, v))]
+        if not variables and self.layers is not None and model.trainable_variables:
+            paths = sorted({_layer_path(model, v) for v in model.trainable_variables})
+            raise ValueError(
+                f"layers={self.layers!r} matches none of the model's trainable variables; "
+                f"their layers are {', '.join(paths)}"
+            )
         layout = gstats.GradientLayout(
             sizes=tuple(int(np.prod(v.shape)) for v in variables),
             ndims=tuple(len(v.shape) for v in variables),
@@ -341,9 +349,11 @@ class GradientStats(keras.callbacks.Callback):
         self._model_synced()
         hook = self._installed_hook()
         results = gstats.finalize(hook.read(), hook.layout)
-        histogram = self._window_histogram
+        histogram, ticks = self._window_histogram, self._tick
         self._start_window()
         if not results:
+            if first is None and ticks > 0 and hook.layout.sizes:
+                first = self._not_applied()
             if first is not None and (message := self._report(first)) and self._sink:
                 self._sink.write([], [message])
             return
@@ -364,6 +374,24 @@ class GradientStats(keras.callbacks.Callback):
         messages = [m for f in findings if (m := self._report(f))]
         if self._sink is not None:
             self._sink.write(new, messages)
+
+    def _not_applied(self) -> GradientFinding:
+        """The finding for a window whose steps never applied `model.optimizer`."""
+        model = self.model
+        others = [name for name, value in vars(model).items()
+                  if isinstance(value, keras.optimizers.Optimizer)
+                  and value is not model.optimizer]  # fmt: skip
+        message = (
+            f"no training step by step {self._step} applied the model's optimizer "
+            f"({type(model.optimizer).__name__}): this model's train_step does not call "
+            "`model.optimizer`, so there is nothing to record."
+        )
+        if others:
+            message += (
+                f" The model holds other optimizers ({', '.join(others)}; a GAN's two, "
+                "say), which GradientStats does not watch."
+            )
+        return GradientFinding("optimizer_not_applied", ("",), message)
 
     def _stop_if_nonfinite(self, batch: int) -> bool:
         """`on_nan="stop"`: stops training if any gradient so far was NaN or Inf."""

@@ -20,7 +20,9 @@ from keras_initkit.stats.gradient_output import GradientRecord
 @dataclasses.dataclass(frozen=True)
 class GradientFinding:
     """One diagnosis: `condition` is `"vanishing"`, `"exploding"`, `"update_too_small"`,
-    `"update_too_large"`, `"nonfinite"` or `"dead"`; `layers` are the layers concerned."""
+    `"update_too_large"`, `"nonfinite"`, `"dead"` or `"optimizer_not_applied"` (the
+    model's train_step never applied `model.optimizer`); `layers` are the layers
+    concerned."""
 
     condition: str
     layers: tuple[str, ...]

@@ -351,6 +351,69 @@ def test_an_unbuilt_subclassed_model_is_watched_from_its_second_step(custom):
     assert _gradient_hook.installed_hook(model) is None
 
 
+class OwnOptimizer(Subclassed):
+    """Trains with an optimizer of its own, never `model.optimizer` (as keras.io's GAN
+    applies `d_optimizer` and `g_optimizer`); on JAX, a hand-written SGD step."""
+
+    def __init__(self):
+        super().__init__(custom=True)
+        self.other = keras.optimizers.SGD(0.1)
+
+    def train_step(self, *args):
+        loss_fn = keras.losses.SparseCategoricalCrossentropy()
+        if BACKEND == "jax":
+            import jax
+
+            (trainable, non_trainable, optimizer_values, metrics), (x, y) = args
+
+            def loss_of(trainable):
+                y_pred, _ = self.stateless_call(trainable, non_trainable, x, training=True)
+                return loss_fn(y, y_pred)
+
+            loss, grads = jax.value_and_grad(loss_of)(trainable)
+            trainable = [w - 0.1 * g for w, g in zip(trainable, grads, strict=True)]
+            return {"loss": loss}, (trainable, non_trainable, optimizer_values, metrics)
+        x, y = args[0]
+        variables = list(self.trainable_variables)
+        if BACKEND == "tensorflow":
+            import tensorflow as tf
+
+            with tf.GradientTape() as tape:
+                loss = loss_fn(y, self(x, training=True))
+            grads = tape.gradient(loss, variables)
+        else:
+            self.zero_grad()
+            loss = loss_fn(y, self(x, training=True))
+            loss.backward()
+            grads = [v.value.grad for v in variables]
+        self.other.apply(grads, variables)
+        return {"loss": loss}
+
+
+def test_a_train_step_that_never_applies_model_optimizer_is_reported():
+    x, y = data(n=32)
+    model = OwnOptimizer()
+    model(x[:1])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    stats = GradientStats(every=2, warn=False)
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[stats])
+    assert stats.records == []
+    assert len(stats.warnings) == 1  # once, not at every record
+    message = stats.warnings[0]
+    assert "no training step by step 2 applied the model's optimizer (Adam)" in message
+    assert "other optimizers (other;" in message
+    assert _gradient_hook.installed_hook(model) is None
+
+
+def test_layers_matching_no_variable_is_refused_at_fit():
+    x, y = data()
+    model = mlp()
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match=r"layers=\['dense_9'\] matches none of the model's "
+                                         r"trainable variables; their layers are dense_0, "):
+        model.fit(x, y, verbose=0, callbacks=[GradientStats(layers=["dense_9"])])
+
+
 def test_internals_check_passes_on_this_keras():
     _gradient_hook.check()
 
