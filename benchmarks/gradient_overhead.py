@@ -10,6 +10,15 @@ Configurations, each with its own model (identical initial weights) and its own 
   step in 10, `histogram_every=10`, the default);
 - `every batch (all histograms)`: `GradientStats(every=1, histogram_every=1)`.
 
+With `--decompose`, three more, to see where every-batch recording's time goes:
+
+- `every batch, no histograms`: `histogram_every` past the run's length (only each epoch's
+  first window counts them);
+- `every batch, fold: one sum`: the fold replaced by one sum of squares of every gradient
+  (the hook, the host's record, and one pass over the gradients);
+- `every batch, fold: nothing`: the fold replaced by a step counter (the hook and the
+  host's record only).
+
 Protocol (as `stats_overhead.py`, whose docstring gives the reasons): one intra-op thread
 per backend; each epoch timed on its own by callbacks first and last in the list, the
 first epoch of every `fit` (tracing, compiling) discarded; a round runs one `fit` per
@@ -18,7 +27,7 @@ configuration in a shuffled order; the per-round median time per step is divided
 ratios with their interquartile range, for process CPU time, and the median wall ratio.
 
     KERAS_BACKEND=jax python benchmarks/gradient_overhead.py [--workload mlp|cnn|both]
-        [--rounds R] [--steps S] [--epochs E] [--quick]
+        [--rounds R] [--steps S] [--epochs E] [--quick] [--decompose]
 """
 
 import os
@@ -46,6 +55,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from stats_overhead import build_cnn, build_mlp
 
 from keras_initkit.callbacks import GradientStats, GradientStatsWarning
+from keras_initkit.stats import gradients
 
 BACKEND = keras.backend.backend()
 if BACKEND == "tensorflow":
@@ -66,6 +76,24 @@ CONFIGS = {
     "every batch (all histograms)": lambda: GradientStats(every=1, histogram_every=1, warn=False),
 }
 GOALS = {"default": 1.03, "every batch": 1.15}
+
+
+def _fold_nothing(state, grads, before, after, layout, *args, **kwargs):
+    return gradients.tick(state)
+
+
+def _fold_one_sum(state, grads, before, after, layout, *args, **kwargs):
+    total = sum(keras.ops.sum(keras.ops.square(g)) for g in grads if g is not None)
+    return gradients.tick(state) + 0.0 * total  # keeps the sum in the step
+
+
+DECOMPOSE = {
+    "every batch, no histograms": (
+        lambda: GradientStats(every=1, histogram_every=10**9, warn=False), None),
+    "every batch, fold: one sum": (lambda: GradientStats(every=1, warn=False), _fold_one_sum),
+    "every batch, fold: nothing": (lambda: GradientStats(every=1, warn=False), _fold_nothing),
+}
+FOLDS = {}  # config -> the fold it runs with instead of `gradients.fold`
 
 
 def run(name, rounds, steps, epochs):
@@ -99,8 +127,13 @@ def run(name, rounds, steps, epochs):
             timer = Timer()
             extra = [] if callbacks[config] is None else [callbacks[config]]
             gc.collect()
-            models[config].fit(x, y, batch_size=batch, epochs=epochs, shuffle=False, verbose=0,
-                               callbacks=[timer, *extra])
+            real_fold = gradients.fold
+            gradients.fold = FOLDS.get(config) or real_fold  # traced by this fit's step
+            try:
+                models[config].fit(x, y, batch_size=batch, epochs=epochs, shuffle=False,
+                                   verbose=0, callbacks=[timer, *extra])
+            finally:
+                gradients.fold = real_fold
             timed = times[1:]
             per_round[config].append((statistics.median(c for c, _ in timed) / steps,
                                       statistics.median(w for _, w in timed) / steps))
@@ -123,7 +156,15 @@ def main(argv=None):
     parser.add_argument("--steps", type=int)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="2 rounds of 10 steps")
+    parser.add_argument("--decompose", action="store_true",
+                        help="also every batch without histograms, and with the fold "
+                             "replaced by one sum and by nothing")
     args = parser.parse_args(argv)
+    if args.decompose:
+        for config, (factory, fold) in DECOMPOSE.items():
+            CONFIGS[config] = factory
+            if fold is not None:
+                FOLDS[config] = fold
     warnings.simplefilter("ignore", GradientStatsWarning)
     names = ["mlp", "cnn"] if args.workload == "both" else [args.workload]
     print(f"backend: {BACKEND}, keras {keras.__version__}, one thread")

@@ -10,6 +10,7 @@ import warnings
 import keras
 import numpy as np
 import pytest
+from _record_sizes import RecordSizes
 
 import keras_initkit
 from keras_initkit._capture import capture_outputs
@@ -270,14 +271,9 @@ def test_memory_stays_bounded_over_a_long_run_and_the_files_keep_everything(tmp_
     x, y = data(64)
     model = compiled(sequential())
     stats = ActivationStats(every=1, warn=False, max_records=40, log_dir=tmp_path)
-    sizes = []
-
-    class Size(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            sizes.append(len(stats.records))
-
-    model.fit(x, y, batch_size=2, epochs=3, verbose=0, callbacks=[stats, Size()])  # 96 steps
-    assert max(sizes) <= 40
+    sizes = RecordSizes(stats)
+    model.fit(x, y, batch_size=2, epochs=3, verbose=0, callbacks=[stats, sizes])  # 96 steps
+    assert max(sizes.sizes) <= 40
     layers = {r.layer for r in stats.records}
     steps = sorted({r.step for r in stats.records})
     assert steps[-1] == 96 and steps[0] <= 2  # the whole run's span

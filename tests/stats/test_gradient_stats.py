@@ -11,6 +11,7 @@ import warnings
 import keras
 import numpy as np
 import pytest
+from _record_sizes import RecordSizes
 
 import keras_initkit
 from keras_initkit.callbacks import GradientStats, GradientStatsWarning
@@ -728,14 +729,9 @@ def test_memory_stays_bounded_over_a_long_run_and_the_files_keep_everything(tmp_
     model.compile("sgd", "sparse_categorical_crossentropy")
     x, y = data(n=64)
     stats = GradientStats(every=1, warn=False, max_records=60, log_dir=tmp_path)
-    sizes = []
-
-    class Size(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            sizes.append(len(stats.records))
-
-    model.fit(x, y, batch_size=2, epochs=3, verbose=0, callbacks=[stats, Size()])  # 96 steps
-    assert max(sizes) <= 60
+    sizes = RecordSizes(stats)
+    model.fit(x, y, batch_size=2, epochs=3, verbose=0, callbacks=[stats, sizes])  # 96 steps
+    assert max(sizes.sizes) <= 60
     steps = sorted({r.step for r in stats.records})
     assert steps[0] == 1 and steps[-1] == 96  # the whole run's span
     assert len(steps) < 96 and all(len([r for r in stats.records if r.step == s]) == 6
