@@ -12,6 +12,7 @@ import keras
 import numpy as np
 
 from keras_initkit._checks import check_choice
+from keras_initkit.stats import _keras_internals as internals
 from keras_initkit.stats import gradient_output as output
 from keras_initkit.stats import gradients as gstats
 from keras_initkit.stats._gradient_hook import GradientHook
@@ -75,9 +76,14 @@ class GradientStats(keras.callbacks.Callback):
     layer's weight-gradient RMS below 1/`gradient_ratio` or above `gradient_ratio`
     times the last hidden layer's), update/weight ratios outside
     `update_ratio_bounds`, non-finite gradients (naming the first variable), dead
-    layers (every gradient exactly zero on every folded step), and a `train_step` that
-    never applies `model.optimizer` (GradientStats watches that optimizer only; a GAN
-    that applies its own `d_optimizer` and `g_optimizer` gets this warning, not records).
+    layers (every gradient exactly zero on every folded step; each optimizer's network
+    judged on its own), and a `train_step` that applies none of the model's optimizers.
+
+    Which optimizers: `model.optimizer`, and on TensorFlow and torch (one device) every
+    other optimizer the model holds as an attribute, which a custom `train_step` applies
+    (keras.io's GAN: `d_optimizer` and `g_optimizer`), each watching the variables it
+    updates; built by the first step, they are watched from the second. On JAX a
+    `train_step` threads its own optimizers' state, so only `model.optimizer` is watched.
 
     Args:
         every: record every `every` training batches (int), or `"epoch"`. Defaults
@@ -179,7 +185,8 @@ class GradientStats(keras.callbacks.Callback):
         self._warned: set[tuple[str, str]] = set()
         self._fits = 0
         self._step = 0
-        self._hook: GradientHook | None = None
+        self._hooks: list[GradientHook] = []  # model.optimizer's first, then the others'
+        self._names: dict[int, list[tuple[str, str]]] = {}  # id(hook) -> (layer, variable)
         self._pending = False  # waiting for the first step to build the model
         self._sink: output.LogDirSink | None = None
 
@@ -189,11 +196,12 @@ class GradientStats(keras.callbacks.Callback):
 
         Safe to call at any time, also twice; `on_train_end` calls it.
         """
-        if self._hook is not None:
-            if self._hook.installed:
+        if self._hooks:
+            if self._active():
                 self._model_synced()
-            self._hook.remove()
-            self._hook = None
+            for hook in reversed(self._hooks):
+                hook.remove()
+            self._hooks = []
         if self._sink is not None:
             self._sink.close()
 
@@ -215,36 +223,61 @@ class GradientStats(keras.callbacks.Callback):
         self._epoch, self._last_batch, self._bucket = 0, -1, 0
         # TensorFlow builds a model that was never called (a subclassed model) while it
         # traces the first step; its variables, and the optimizer's, exist only after it.
-        self._pending = not model.built and model.optimizer is not None and not (
-            model.optimizer.built
-        )
+        # So are the optimizers a custom train_step applies (a GAN's two) built by it.
+        unbuilt = not model.built and model.optimizer is not None and not model.optimizer.built
+        self._pending = unbuilt or any(not o.built for _, o in self._other_optimizers())
         if not self._pending:
             self._attach()
 
     def _attach(self) -> None:
-        """Installs the hook on the model's (now existing) trainable variables."""
+        """Installs a hook on each optimizer the model trains with, watching the (now
+        existing) variables it updates."""
         model = self.model
-        variables = [v for v in model.trainable_variables if self._watched(_layer_path(model, v))]
-        if not variables and self.layers is not None and model.trainable_variables:
-            paths = sorted({_layer_path(model, v) for v in model.trainable_variables})
+        others = [o for _, o in self._other_optimizers() if o.built]
+        watched = [] if others and not model.optimizer.built else [
+            (model.optimizer, list(model.trainable_variables))]  # fmt: skip
+        watched += [(o, list(o._trainable_variables)) for o in others]
+        candidates = [v for _, variables in watched for v in variables]
+        chosen = [[v for v in variables if self._watched(_layer_path(model, v))]
+                  for _, variables in watched]  # fmt: skip
+        if not any(chosen) and self.layers is not None and candidates:
+            paths = sorted({_layer_path(model, v) for v in candidates})
             raise ValueError(
                 f"layers={self.layers!r} matches none of the model's trainable variables; "
                 f"their layers are {', '.join(paths)}"
             )
-        layout = gstats.GradientLayout(
-            sizes=tuple(int(np.prod(v.shape)) for v in variables),
-            ndims=tuple(len(v.shape) for v in variables),
-            bins=self.bins,
-            low=self.histogram_range[0],
-            high=self.histogram_range[1],
-        )
-        self._names = [(_layer_path(model, v), v.name) for v in variables]
-        self._hook = GradientHook(model, variables, layout)
-        self._hook.check_nonfinite = self.on_nan == "stop"
         self._cadence = HistogramCadence(self.every, self.histogram_every)
-        self._hook.every_histogram = self._cadence.every_window
         self._window_histogram = True
-        self._hook.install()
+        self._hooks, self._names = [], {}
+        for (optimizer, _), variables in zip(watched, chosen, strict=True):
+            if optimizer is not model.optimizer and not variables:
+                continue
+            layout = gstats.GradientLayout(
+                sizes=tuple(int(np.prod(v.shape)) for v in variables),
+                ndims=tuple(len(v.shape) for v in variables),
+                bins=self.bins,
+                low=self.histogram_range[0],
+                high=self.histogram_range[1],
+            )
+            hook = GradientHook(model, variables, layout, optimizer, owner=self)
+            hook.check_nonfinite = self.on_nan == "stop"
+            hook.every_histogram = self._cadence.every_window
+            self._names[id(hook)] = [(_layer_path(model, v), v.name) for v in variables]
+            self._hooks.append(hook)
+            hook.install()
+
+    def _other_optimizers(self) -> list[tuple[str, Any]]:
+        """The optimizers other than `model.optimizer` held as attributes of the model
+        (a GAN's `d_optimizer` and `g_optimizer`), which a custom train_step applies:
+        watched on TensorFlow and torch on one device (JAX threads optimizer state
+        through the step, which a train_step does for its own optimizers itself)."""
+        model = self.model
+        found = [(name, value) for name, value in vars(model).items()
+                 if isinstance(value, keras.optimizers.Optimizer)
+                 and value is not model.optimizer]  # fmt: skip
+        if keras.backend.backend() == "jax" or internals.replicas(model) > 1:
+            return []
+        return found
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch, self._last_batch, self._bucket = epoch, -1, 0
@@ -253,17 +286,17 @@ class GradientStats(keras.callbacks.Callback):
             self._start_window()
 
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        hook = self._hook
-        if hook is not None and hook.on_torch and hook.installed:
-            low, high = self._window
-            hook.fold_now = low <= self._tick < high  # torch: the host decides
-        elif hook is not None and hook.on_jax and hook.installed:
-            # JAX: the host picks the compiled step; a call runs up to `_spe` steps.
-            low, high = self._window
-            if not (self._tick < high and self._tick + self._spe > low):
-                hook.mode = "skip"
-            else:
-                hook.mode = "fold" if self._spe == 1 else "gated"
+        for hook in self._hooks:
+            if hook.on_torch and hook.installed:
+                low, high = self._window
+                hook.fold_now = low <= self._tick < high  # torch: the host decides
+            elif hook.on_jax and hook.installed:
+                # JAX: the host picks the compiled step; a call runs up to `_spe` steps.
+                low, high = self._window
+                if not (self._tick < high and self._tick + self._spe > low):
+                    hook.mode = "skip"
+                else:
+                    hook.mode = "fold" if self._spe == 1 else "gated"
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         steps = batch - self._last_batch
@@ -318,7 +351,7 @@ class GradientStats(keras.callbacks.Callback):
 
     # -- internals ----------------------------------------------------------------------
     def _active(self) -> bool:
-        return self._hook is not None and self._hook.installed
+        return any(hook.installed for hook in self._hooks)
 
     def _model_synced(self) -> Any:
         return self.model  # on JAX, reading the property syncs the model state
@@ -336,37 +369,43 @@ class GradientStats(keras.callbacks.Callback):
                                 steps, self._spe)
         self._window, self._tick = (low, high), 0
         self._window_histogram = self._cadence.due(self._step, first_of_epoch=self._last_batch < 0)
-        self._installed_hook().start_window(low, high, self._window_histogram)
+        for hook in self._installed_hooks():
+            hook.start_window(low, high, self._window_histogram)
 
-    def _installed_hook(self) -> GradientHook:
-        if self._hook is None:
+    def _installed_hooks(self) -> list[GradientHook]:
+        if not self._hooks:
             raise RuntimeError("GradientStats is not attached to a fit")
-        return self._hook
+        return self._hooks
 
     def _record(self, batch: int, first: GradientFinding | None = None) -> None:
         if not self._active():
             return
         self._model_synced()
-        hook = self._installed_hook()
-        results = gstats.finalize(hook.read(), hook.layout)
+        hooks = self._installed_hooks()
+        results = [gstats.finalize(hook.read(), hook.layout) for hook in hooks]
         histogram, ticks = self._window_histogram, self._tick
         self._start_window()
-        if not results:
-            if first is None and ticks > 0 and hook.layout.sizes:
+        if not any(results):
+            if first is None and ticks > 0 and any(hook.layout.sizes for hook in hooks):
                 first = self._not_applied()
             if first is not None and (message := self._report(first)) and self._sink:
                 self._sink.write([], [message])
             return
-        edges = hook.layout.edges
-        new = [
-            GradientRecord(self._fit, self._epoch, batch, self._step, layer, name, stats,
-                           edges, counts if histogram else None)
-            for (layer, name), (stats, counts) in zip(self._names, results, strict=True)
-        ]  # fmt: skip
+        new, findings = [], []
+        for hook, hook_results in zip(hooks, results, strict=True):
+            edges = hook.layout.edges
+            group = [
+                GradientRecord(self._fit, self._epoch, batch, self._step, layer, name, stats,
+                               edges, counts if histogram else None)
+                for (layer, name), (stats, counts) in zip(self._names[id(hook)], hook_results,
+                                                          strict=False)
+            ]  # fmt: skip
+            new += group
+            # each optimizer's network on its own (a GAN's generator and discriminator)
+            findings += diagnose(group, self.gradient_ratio, self.update_ratio_bounds)
         self.records.extend(new)
         if len(self.records) > self.max_records:
             self.records = thin(self.records)
-        findings = diagnose(new, self.gradient_ratio, self.update_ratio_bounds)
         if first is not None:  # its message says training stopped; reported first
             findings = [first, *findings]
         if self.on_nan == "ignore":
@@ -376,37 +415,45 @@ class GradientStats(keras.callbacks.Callback):
             self._sink.write(new, messages)
 
     def _not_applied(self) -> GradientFinding:
-        """The finding for a window whose steps never applied `model.optimizer`."""
+        """The finding for a window whose steps applied no optimizer of the model."""
         model = self.model
         others = [name for name, value in vars(model).items()
                   if isinstance(value, keras.optimizers.Optimizer)
                   and value is not model.optimizer]  # fmt: skip
+        # On TensorFlow and torch (one device) the others are watched once built.
+        supported = bool(self._other_optimizers()) or not others
+        names = f"the model's optimizer ({type(model.optimizer).__name__})"
+        if others and supported:
+            names += f" or {', '.join(others)}"
         message = (
-            f"no training step by step {self._step} applied the model's optimizer "
-            f"({type(model.optimizer).__name__}): this model's train_step does not call "
-            "`model.optimizer`, so there is nothing to record."
+            f"no training step by step {self._step} applied {names}: this model's "
+            "train_step does not call them, so there is nothing to record."
         )
-        if others:
+        if not supported:
+            where = ("on JAX" if keras.backend.backend() == "jax"
+                     else "under tf.distribute with several replicas")  # fmt: skip
             message += (
                 f" The model holds other optimizers ({', '.join(others)}; a GAN's two, "
-                "say), which GradientStats does not watch."
+                f"say), which GradientStats does not watch {where}."
             )
         return GradientFinding("optimizer_not_applied", ("",), message)
 
     def _stop_if_nonfinite(self, batch: int) -> bool:
         """`on_nan="stop"`: stops training if any gradient so far was NaN or Inf."""
         self._model_synced()
-        hook = self._installed_hook()
-        counts = gstats.nonfinite_counts(hook.read(), hook.layout)
-        bad = [i for i, count in enumerate(counts) if count > 0]
+        bad = []  # (layer, variable, count), in the hooks' order
+        for hook in self._installed_hooks():
+            counts = gstats.nonfinite_counts(hook.read(), hook.layout)
+            bad += [(*self._names[id(hook)][i], count) for i, count in enumerate(counts)
+                    if count > 0]  # fmt: skip
         if not bad:
             return False
-        layer, name = self._names[bad[0]]
+        layer, name, count = bad[0]
         finding = GradientFinding(
             "nonfinite", (layer,),
             f"non-finite gradients (NaN or Inf) by step {self._step} (batch {batch} of "
             f"epoch {self._epoch}) in {len(bad)} variable(s); the first is {layer}/{name} "
-            f"({counts[bad[0]]:.0f} values); training stopped.",
+            f"({count:.0f} values); training stopped.",
         )  # fmt: skip
         self.stopped_by = finding
         self.model.stop_training = True

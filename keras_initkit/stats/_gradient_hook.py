@@ -21,6 +21,10 @@ JAX, whose trainer threads the optimizer variables through the compiled step as 
   without `force` before any callback runs, so a hook left behind by a `fit` that
   raised (Keras skips `on_train_end` then) removes itself before the next training.
 
+`GradientStats` installs one hook per optimizer it watches (a GAN's `d_optimizer` and
+`g_optimizer` besides `model.optimizer`); they chain on `make_train_function` and are
+removed in reverse order, and the stale-hook cleanup walks the chain.
+
 Under `tf.distribute` with several replicas, `apply` runs once per replica with that
 replica's own gradients; Keras sums them across replicas later, in the TF optimizer's
 `_all_reduce_sum_gradients`. The hook wraps that method too and folds the summed
@@ -120,14 +124,27 @@ class GradientHook:
 
     Args:
         model: a compiled Keras model.
-        variables: the trainable variables to watch (a subset of
-            `model.trainable_variables`).
+        variables: the trainable variables to watch (a subset of the variables
+            `optimizer` updates).
         layout: the `GradientLayout` for them.
+        optimizer: the optimizer to watch: `model.optimizer` (default), or another one
+            the model's `train_step` applies (a GAN's `d_optimizer`; TensorFlow and torch
+            only, one device).
+        owner: whatever installs several hooks on one model (the callback): its hooks may
+            share the model; another owner's may not.
     """
 
-    def __init__(self, model: keras.Model, variables: list[Any], layout: gstats.GradientLayout):
+    def __init__(
+        self,
+        model: keras.Model,
+        variables: list[Any],
+        layout: gstats.GradientLayout,
+        optimizer: Any = None,
+        owner: object | None = None,
+    ):
         self.model = model
-        self.optimizer = model.optimizer
+        self.optimizer = model.optimizer if optimizer is None else optimizer
+        self.owner = owner
         self.variables = list(variables)
         self.layout = layout
         self.accumulator: Any = None
@@ -155,7 +172,8 @@ class GradientHook:
     # -- installing and removing ------------------------------------------------------
     def install(self) -> None:
         model, optimizer = self.model, self.optimizer
-        if installed_hook(model) is not None:
+        existing = installed_hook(model)
+        if existing is not None and (self.owner is None or existing.owner is not self.owner):
             # fit() calls make_train_function() before any callback, which removes a
             # hook left by a fit that raised; so this one belongs to the running fit.
             raise ValueError(

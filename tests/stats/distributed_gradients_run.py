@@ -125,7 +125,7 @@ def main(mode):
                 variables = self.model.trainable_variables
                 seen["after"] = [np.asarray(v.numpy(), "float64") for v in variables]
                 # How many devices hold the statistics vector (JAX: replicated).
-                vector = stats._hook.accumulator.value
+                vector = stats._hooks[0].accumulator.value
                 sharding = getattr(vector, "sharding", None)
                 seen["devices"] = None if sharding is None else len(sharding.device_set)
 

@@ -354,11 +354,13 @@ def test_an_unbuilt_subclassed_model_is_watched_from_its_second_step(custom):
 
 class OwnOptimizer(Subclassed):
     """Trains with an optimizer of its own, never `model.optimizer` (as keras.io's GAN
-    applies `d_optimizer` and `g_optimizer`); on JAX, a hand-written SGD step."""
+    applies `d_optimizer` and `g_optimizer`), or (`manual=True`, and always on JAX) with
+    a hand-written SGD step."""
 
-    def __init__(self):
+    def __init__(self, manual=False):
         super().__init__(custom=True)
         self.other = keras.optimizers.SGD(0.1)
+        self.manual = manual
 
     def train_step(self, *args):
         loss_fn = keras.losses.SparseCategoricalCrossentropy()
@@ -387,13 +389,45 @@ class OwnOptimizer(Subclassed):
             loss = loss_fn(y, self(x, training=True))
             loss.backward()
             grads = [v.value.grad for v in variables]
-        self.other.apply(grads, variables)
+        if self.manual:
+            for v, g in zip(variables, grads, strict=True):
+                v.assign(v.value - 0.1 * g)
+        else:
+            self.other.apply(grads, variables)
         return {"loss": loss}
 
 
-def test_a_train_step_that_never_applies_model_optimizer_is_reported():
+@pytest.mark.skipif(BACKEND == "jax", reason="JAX: a train_step threads its own optimizers")
+def test_an_optimizer_of_the_train_steps_own_is_watched():
     x, y = data(n=32)
-    model = OwnOptimizer()
+    runs = {}
+    for watched in (False, True):
+        keras.utils.set_random_seed(5)
+        model = OwnOptimizer()
+        model(x[:1])
+        model.compile("adam", "sparse_categorical_crossentropy")
+        stats, weights = GradientStats(every=1, warn=False), Weights()
+        history = model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0,
+                            callbacks=[stats, weights] if watched else [weights])
+        runs[watched] = (history.history["loss"], weights.after, stats, model)
+    (plain_loss, _, _, _), (loss, after, stats, model) = runs[False], runs[True]
+    assert loss == plain_loss
+    # its own optimizer is built by the first step, so the records start at the second
+    assert sorted({r.step for r in stats.records}) == [2, 3, 4]
+    order = ["hidden/kernel", "hidden/bias", "out/kernel", "out/bias"]
+    for r in stats.records:
+        change = after[r.step - 1][order.index(f"{r.layer}/{r.variable}")] - after[r.step - 2][
+            order.index(f"{r.layer}/{r.variable}")]
+        assert close(r.stats["update_norm"], np.linalg.norm(change), rel=1e-4)
+    assert len(stats.records) == 3 * 4 and stats.warnings == []
+    assert _gradient_hook.installed_hook(model) is None
+    assert not any("gradient_stats" in v.path for v in model.other.variables)
+    assert "apply" not in model.other.__dict__
+
+
+def test_a_train_step_that_applies_no_watched_optimizer_is_reported():
+    x, y = data(n=32)
+    model = OwnOptimizer(manual=True)
     model(x[:1])
     model.compile("adam", "sparse_categorical_crossentropy")
     stats = GradientStats(every=2, warn=False)
@@ -401,9 +435,107 @@ def test_a_train_step_that_never_applies_model_optimizer_is_reported():
     assert stats.records == []
     assert len(stats.warnings) == 1  # once, not at every record
     message = stats.warnings[0]
-    assert "no training step by step 2 applied the model's optimizer (Adam)" in message
-    assert "other optimizers (other;" in message
+    assert "applied the model's optimizer (Adam)" in message
+    if BACKEND == "jax":
+        assert "other optimizers (other; a GAN's two, say), which GradientStats does not " \
+               "watch on JAX" in message
+    else:
+        assert "(Adam) or other: this model's train_step does not call them" in message
     assert _gradient_hook.installed_hook(model) is None
+
+
+class GAN(keras.Model):
+    """keras.io's GAN, small: `compile(d_optimizer, g_optimizer)`, and a train_step that
+    applies each to its own network."""
+
+    def __init__(self):
+        super().__init__(name="gan")
+        self.discriminator = keras.Sequential(
+            [keras.Input((6,)), keras.layers.Dense(8, "relu", name="d_hidden"),
+             keras.layers.Dense(1, name="d_out")], name="discriminator")
+        self.generator = keras.Sequential(
+            [keras.Input((2,)), keras.layers.Dense(8, "relu", name="g_hidden"),
+             keras.layers.Dense(6, name="g_out")], name="generator")
+        self.seed_generator = keras.random.SeedGenerator(1)
+
+    def compile(self, d_optimizer, g_optimizer):
+        super().compile()
+        self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
+        self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
+
+    def call(self, x):
+        return self.discriminator(x)
+
+    def _apply(self, optimizer, network, loss_of):
+        variables = list(network.trainable_variables)
+        if BACKEND == "tensorflow":
+            import tensorflow as tf
+
+            with tf.GradientTape() as tape:
+                loss = loss_of()
+            grads = tape.gradient(loss, variables)
+            optimizer.apply_gradients(zip(grads, variables))
+        else:
+            import torch
+
+            self.zero_grad()
+            loss = loss_of()
+            loss.backward()
+            with torch.no_grad():
+                optimizer.apply([v.value.grad for v in variables], variables)
+        return loss
+
+    def train_step(self, real):
+        n = keras.ops.shape(real)[0]
+        fake = self.generator(keras.random.normal((n, 2), seed=self.seed_generator))
+        if BACKEND == "torch":
+            fake = fake.detach()
+        x = keras.ops.concatenate([fake, real])
+        labels = keras.ops.concatenate([keras.ops.ones((n, 1)), keras.ops.zeros((n, 1))])
+        d_loss = self._apply(self.d_optimizer, self.discriminator,
+                             lambda: self.loss_fn(labels, self.discriminator(x)))
+        z = keras.random.normal((n, 2), seed=self.seed_generator)
+        g_loss = self._apply(self.g_optimizer, self.generator, lambda: self.loss_fn(
+            keras.ops.zeros((n, 1)), self.discriminator(self.generator(z))))
+        return {"d_loss": d_loss, "g_loss": g_loss}
+
+
+@pytest.mark.skipif(BACKEND == "jax", reason="JAX: a train_step threads its own optimizers")
+def test_a_gan_records_both_networks_through_their_own_optimizers():
+    keras.utils.set_random_seed(2)
+    gan = GAN()
+    gan.compile(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3))
+    real = np.random.default_rng(0).standard_normal((32, 6)).astype("float32")
+    stats, weights = GradientStats(every=1, warn=False), Weights()
+    gan.fit(real, batch_size=8, epochs=1, verbose=0, callbacks=[stats, weights])
+    steps = sorted({r.step for r in stats.records})
+    assert steps == [2, 3, 4]  # the first step built the two optimizers
+    paths = [v.path for v in gan.trainable_variables]
+    for step in steps:
+        read = {(r.layer.split("/")[-1], r.variable): r for r in stats.records if r.step == step}
+        assert set(read) == {(layer, name) for layer in ("d_hidden", "d_out", "g_hidden", "g_out")
+                             for name in ("kernel", "bias")}
+        for r in read.values():  # each optimizer's real step, read off the weights
+            index = next(i for i, p in enumerate(paths) if p.endswith(f"{r.layer}/{r.variable}"))
+            change = weights.after[step - 1][index] - weights.after[step - 2][index]
+            assert close(r.stats["update_norm"], np.linalg.norm(change), rel=1e-4)
+            assert r.stats["gradient_norm"] > 0
+    assert stats.warnings == []
+    assert _gradient_hook.installed_hook(gan) is None
+    for optimizer in (gan.d_optimizer, gan.g_optimizer):
+        assert "apply" not in optimizer.__dict__
+        assert not any("gradient_stats" in v.path for v in optimizer.variables)
+    gan.fit(real, batch_size=8, epochs=1, verbose=0)  # a plain fit works after
+    # interrupted with three hooks installed: the next training removes them all
+    with pytest.raises(KeyboardInterrupt):
+        gan.fit(real, batch_size=8, epochs=1, verbose=0,
+                callbacks=[GradientStats(every=1, warn=False), Boom()])
+    assert "apply" in gan.d_optimizer.__dict__ and "apply" in gan.g_optimizer.__dict__
+    gan.fit(real, batch_size=8, epochs=1, verbose=0)
+    assert _gradient_hook.installed_hook(gan) is None
+    for optimizer in (gan.d_optimizer, gan.g_optimizer, gan.optimizer):
+        assert "apply" not in optimizer.__dict__
+        assert not any("gradient_stats" in v.path for v in optimizer.variables)
 
 
 def test_layers_matching_no_variable_is_refused_at_fit():
