@@ -2,9 +2,10 @@
 
 One row per architecture, one test per operation: `inspect`, `reinitialize` (then three
 training steps with a finite loss), `zero_init_residual` (residual rows: the first block
-then outputs its skip input exactly), `lsuv`, a short `fit` with `ActivationStats` and `GradientStats`, and a
-`.keras` round trip with `safe_mode=True` in a fresh process. The keras.applications rows
-are marked slow (they build 100-400 layers); CI runs all of them on TensorFlow.
+then outputs its skip input exactly), `lsuv`, a short `fit` with `ActivationStats` and
+`GradientStats`, and a `.keras` round trip with `safe_mode=True` in a fresh process. The
+keras.applications rows are marked slow (they build 100-400 layers); CI runs all of them
+on TensorFlow.
 """
 
 import os

@@ -474,7 +474,7 @@ class GAN(keras.Model):
             with tf.GradientTape() as tape:
                 loss = loss_of()
             grads = tape.gradient(loss, variables)
-            optimizer.apply_gradients(zip(grads, variables))
+            optimizer.apply_gradients(zip(grads, variables, strict=True))
         else:
             import torch
 
