@@ -10,10 +10,14 @@ Configurations, each with its own model (identical initial weights) and its own 
   step in 10, `histogram_every=10`, the default);
 - `every batch (all histograms)`: `GradientStats(every=1, histogram_every=1)`.
 
-With `--decompose`, three more, to see where every-batch recording's time goes:
+With `--decompose`, four more, to see where every-batch recording's time goes:
 
 - `every batch, no histograms`: `histogram_every` past the run's length (only each epoch's
   first window counts them);
+- `every batch, fold: three sums`: the fold replaced by the sums of squares of every
+  gradient, weight before the step and weight after it: one pass over each of the three
+  tensors the fold must read, the floor of any fused kernel computing update statistics
+  (on TensorFlow, with the copy that keeping the weights before the step costs);
 - `every batch, fold: one sum`: the fold replaced by one sum of squares of every gradient
   (the hook, the host's record, and one pass over the gradients);
 - `every batch, fold: nothing`: the fold replaced by a step counter (the hook and the
@@ -87,9 +91,17 @@ def _fold_one_sum(state, grads, before, after, layout, *args, **kwargs):
     return gradients.tick(state) + 0.0 * total  # keeps the sum in the step
 
 
+def _fold_three_sums(state, grads, before, after, layout, *args, **kwargs):
+    tensors = [t for t in (*grads, *before, *after) if t is not None]
+    total = sum(keras.ops.sum(keras.ops.square(t)) for t in tensors)
+    return gradients.tick(state) + 0.0 * total
+
+
 DECOMPOSE = {
     "every batch, no histograms": (
         lambda: GradientStats(every=1, histogram_every=10**9, warn=False), None),
+    "every batch, fold: three sums": (
+        lambda: GradientStats(every=1, warn=False), _fold_three_sums),
     "every batch, fold: one sum": (lambda: GradientStats(every=1, warn=False), _fold_one_sum),
     "every batch, fold: nothing": (lambda: GradientStats(every=1, warn=False), _fold_nothing),
 }
@@ -158,7 +170,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="2 rounds of 10 steps")
     parser.add_argument("--decompose", action="store_true",
                         help="also every batch without histograms, and with the fold "
-                             "replaced by one sum and by nothing")
+                             "replaced by three sums, one sum and nothing")
     args = parser.parse_args(argv)
     if args.decompose:
         for config, (factory, fold) in DECOMPOSE.items():

@@ -38,7 +38,9 @@ class GradientStats(keras.callbacks.Callback):
     - the update the optimizer applied (after momentum or Adam, clipping, weight decay,
       loss-scale unscaling): `update_norm`, `update_rms`, and `update_ratio` =
       ||update|| / ||weights|| (cs231n's rule of thumb: about 1e-3);
-    - `size`, `ndim` and `steps` (training steps folded into the record).
+    - `size`, `ndim` and `steps` (training steps folded into the record; the
+      optimizer's applications, when a step applies it several times, as a WGAN's
+      critic).
 
     Which gradient: the *weight* gradient dL/dW the trainer hands to the optimizer
     (divided by the loss scale under mixed precision, before clipping), not the
@@ -267,16 +269,32 @@ class GradientStats(keras.callbacks.Callback):
             hook.install()
 
     def _other_optimizers(self) -> list[tuple[str, Any]]:
-        """The optimizers other than `model.optimizer` held as attributes of the model
-        (a GAN's `d_optimizer` and `g_optimizer`), which a custom train_step applies:
-        watched on TensorFlow and torch on one device (JAX threads optimizer state
-        through the step, which a train_step does for its own optimizers itself)."""
-        model = self.model
-        found = [(name, value) for name, value in vars(model).items()
-                 if isinstance(value, keras.optimizers.Optimizer)
-                 and value is not model.optimizer]  # fmt: skip
-        if keras.backend.backend() == "jax" or internals.replicas(model) > 1:
+        """The other optimizers the model holds (`_held_optimizers`), which a custom
+        train_step applies: watched on TensorFlow and torch on one device (JAX threads
+        optimizer state through the step, which a train_step does for its own
+        optimizers itself)."""
+        if keras.backend.backend() == "jax" or internals.replicas(self.model) > 1:
             return []
+        return self._held_optimizers()
+
+    def _held_optimizers(self) -> list[tuple[str, Any]]:
+        """The optimizers other than `model.optimizer` held by the model, as attributes
+        (a GAN's `d_optimizer` and `g_optimizer`) or in a list, tuple or dict attribute
+        (`self.optimizers = {"critic": ..., "generator": ...}`), with their names."""
+        model = self.model
+        candidates: list[tuple[str, Any]] = []
+        for name, value in vars(model).items():
+            if isinstance(value, dict):
+                candidates += [(f"{name}[{key!r}]", item) for key, item in value.items()]
+            elif isinstance(value, list | tuple):
+                candidates += [(f"{name}[{i}]", item) for i, item in enumerate(value)]
+            else:
+                candidates.append((name, value))
+        found, seen = [], {id(model.optimizer)}
+        for name, value in candidates:
+            if isinstance(value, keras.optimizers.Optimizer) and id(value) not in seen:
+                seen.add(id(value))
+                found.append((name, value))
         return found
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -417,9 +435,7 @@ class GradientStats(keras.callbacks.Callback):
     def _not_applied(self) -> GradientFinding:
         """The finding for a window whose steps applied no optimizer of the model."""
         model = self.model
-        others = [name for name, value in vars(model).items()
-                  if isinstance(value, keras.optimizers.Optimizer)
-                  and value is not model.optimizer]  # fmt: skip
+        others = [name for name, _ in self._held_optimizers()]
         # On TensorFlow and torch (one device) the others are watched once built.
         supported = bool(self._other_optimizers()) or not others
         names = f"the model's optimizer ({type(model.optimizer).__name__})"

@@ -15,6 +15,10 @@ JAX, whose trainer threads the optimizer variables through the compiled step as 
   host picks one of three compiled steps per call: one that only advances the counter,
   one that folds, and, with `steps_per_execution > 1`, one that folds under the
   `ops.cond`, so steps outside a record window run the plain step);
+- on TensorFlow, wraps the model instance's `train_step` to advance the vector's step
+  counter once per training step, so a step applying the optimizer several times (a
+  WGAN's critic) folds all of its applications in windows counted in steps (JAX's
+  trainer applies it once per step; torch's host decides per step);
 - hides the vector from the optimizer's `save_own_variables`/`load_own_variables`, so
   checkpoints written during `fit` load into a plain model;
 - wraps the model instance's `make_train_function`: `fit` and `train_on_batch` call it
@@ -47,6 +51,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from keras_initkit import _patch
 from keras_initkit.stats import _keras_internals as internals
 from keras_initkit.stats import gradients as gstats
 
@@ -162,6 +167,9 @@ class GradientHook:
         self.on_jax = keras.backend.backend() == "jax"
         self.replicas = internals.replicas(model)
         self._patches: list[tuple[Any, str, Any]] = []
+        # TensorFlow: the step counter advances in `train_step`, once per training step.
+        self.ticks_per_step = not (self.on_torch or self.on_jax)
+        self._step_patch: _patch.Patch | None = None
         # tf.distribute: the all-reduced gradients, per replica (each runs in a thread).
         self._summed = threading.local()
 
@@ -211,6 +219,8 @@ class GradientHook:
         self._patch(optimizer, "save_own_variables", self._wrap_save)
         self._patch(optimizer, "load_own_variables", self._wrap_load)
         self._patch(model, "make_train_function", self._wrap_make_train_function)
+        if self.ticks_per_step:  # composes with ActivationStats' own train_step wrapper
+            self._step_patch = _patch.patch(model, "train_step", self._wrap_train_step)
         model.make_train_function(force=True)  # fit() built it before on_train_begin
 
     def remove(self) -> None:
@@ -220,6 +230,9 @@ class GradientHook:
             if previous is not None:
                 object.__setattr__(owner, name, previous)
         self._patches = []
+        if self._step_patch is not None:
+            self._step_patch.undo()
+            self._step_patch = None
         if self.accumulator is not None:
             self.optimizer._untrack_variable(self.accumulator)
             self.accumulator = None
@@ -302,7 +315,7 @@ class GradientHook:
                     folding,
                     lambda: gstats.fold(
                         state, watched, before, after, self.layout, scale, bincount,
-                        self._histogram,
+                        self._histogram, ticks=False,
                     ),
                     lambda: self._skip(state, watched),
                 )
@@ -368,10 +381,21 @@ class GradientHook:
         return stateless_apply_and_record
 
     def _skip(self, state: Any, grads: list[Any]) -> Any:
-        """A step outside the folded range: tick, and count NaN/Inf if checking."""
+        """A step outside the folded range: tick (unless `train_step` does), and count
+        NaN/Inf if checking."""
+        ticks = not self.ticks_per_step
         if self.check_nonfinite:
-            return gstats.count_nonfinite(state, grads, self.layout)
-        return gstats.tick(state)
+            return gstats.count_nonfinite(state, grads, self.layout, ticks=ticks)
+        return gstats.tick(state) if ticks else ops.copy(state)
+
+    def _wrap_train_step(self, train_step: Any) -> Any:
+        def train_step_and_tick(*args: Any, **kwargs: Any) -> Any:
+            result = train_step(*args, **kwargs)
+            # After the step's applications (TF orders the assignments as written).
+            self.accumulator.assign(gstats.tick(self.accumulator.value))
+            return result
+
+        return train_step_and_tick
 
     def _wrap_all_reduce(self, all_reduce: Any) -> Any:
         def all_reduce_and_keep(grads_and_vars: Any) -> Any:

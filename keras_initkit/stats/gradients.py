@@ -13,7 +13,9 @@ counts the NaN/Inf gradient values of variable `i` on the steps outside the fold
     [grad_norm, grad_sumsq, grad_sum, grad_max_abs, grad_nonfinite, grad_zeros,
      weight_norm, weight_sumsq, update_norm, update_sumsq, histogram (bins + 2)]
 
-Sums run over the folded steps of a window (`steps` of them). `fold` uses `keras.ops`
+Sums run over the folded applications of the optimizer in a window (`steps` of them:
+one per training step, unless a step applies the optimizer several times, as a WGAN's
+critic does; the step counter `tick` advances once per training step). `fold` uses `keras.ops`
 only, so it runs inside the compiled training step on every backend. The histogram bins
 `log10 |g|` evenly between `log10(low)` and `log10(high)`; the first bin below holds
 exact zeros and values under `low`, the last one values over `high` and infinities.
@@ -128,7 +130,7 @@ def tick(state):
 
 def fold(
     state, grads, before, after, layout: GradientLayout, scale=None, bincount=False,
-    histogram=True,
+    histogram=True, ticks=True,
 ):
     """`state` with one step's gradients, weights and updates folded in.
 
@@ -146,8 +148,11 @@ def fold(
         histogram: whether to count the histograms: `True`, `False` (the histogram slots
             stay as they are), or `None`: as the state's `histogram` slot says (an
             `ops.cond` per variable; not on torch, whose host knows).
+        ticks: whether this application also advances the step counter (`False` when
+            the training step advances it once, however often the optimizer is applied).
     """
-    head = state[:HEAD] + ops.convert_to_tensor([1.0, 0.0, 0.0, 1.0, 0.0], "float32")
+    increment = [1.0 if ticks else 0.0, 0.0, 0.0, 1.0, 0.0]
+    head = state[:HEAD] + ops.convert_to_tensor(increment, "float32")
     blocks = [head, state[HEAD : layout.head]]
     kernels = _Kernels(bincount)
     if histogram is None:
@@ -167,13 +172,14 @@ def fold(
     return ops.concatenate(blocks)
 
 
-def count_nonfinite(state, grads, layout: GradientLayout):
-    """`state` ticked, with each gradient's NaN/Inf values added to its `unfolded` count.
+def count_nonfinite(state, grads, layout: GradientLayout, ticks=True):
+    """`state` ticked (if `ticks`), with each gradient's NaN/Inf values added to its
+    `unfolded` count.
 
     For the steps outside the folded range when `on_nan="stop"` checks every step.
     """
     if not grads:
-        return tick(state)
+        return tick(state) if ticks else state
     counts = [
         ops.zeros((), "float32")
         if g is None
@@ -181,8 +187,9 @@ def count_nonfinite(state, grads, layout: GradientLayout):
         for g, size in zip(grads, layout.sizes, strict=True)
     ]
     unfolded = state[HEAD : layout.head] + ops.stack(counts)
+    counter = state[TICK] + 1.0 if ticks else state[TICK]
     return ops.concatenate(
-        [ops.expand_dims(state[TICK] + 1.0, 0), state[1:HEAD], unfolded, state[layout.head :]]
+        [ops.expand_dims(counter, 0), state[1:HEAD], unfolded, state[layout.head :]]
     )
 
 

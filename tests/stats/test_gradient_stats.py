@@ -466,7 +466,10 @@ class GAN(keras.Model):
     def call(self, x):
         return self.discriminator(x)
 
-    def _apply(self, optimizer, network, loss_of):
+    critic_steps = 1  # the discriminator's optimizer steps per training step
+
+    def _apply(self, optimizer, network, loss_of, times=1):
+        """Applies `optimizer` `times` times, with the gradients of one `loss_of()`."""
         variables = list(network.trainable_variables)
         if BACKEND == "tensorflow":
             import tensorflow as tf
@@ -474,15 +477,18 @@ class GAN(keras.Model):
             with tf.GradientTape() as tape:
                 loss = loss_of()
             grads = tape.gradient(loss, variables)
-            optimizer.apply_gradients(zip(grads, variables, strict=True))
+            for _ in range(times):
+                optimizer.apply_gradients(zip(grads, variables, strict=True))
         else:
             import torch
 
             self.zero_grad()
             loss = loss_of()
             loss.backward()
+            grads = [v.value.grad.clone() for v in variables]
             with torch.no_grad():
-                optimizer.apply([v.value.grad for v in variables], variables)
+                for _ in range(times):
+                    optimizer.apply(grads, variables)
         return loss
 
     def train_step(self, real):
@@ -493,7 +499,8 @@ class GAN(keras.Model):
         x = keras.ops.concatenate([fake, real])
         labels = keras.ops.concatenate([keras.ops.ones((n, 1)), keras.ops.zeros((n, 1))])
         d_loss = self._apply(self.d_optimizer, self.discriminator,
-                             lambda: self.loss_fn(labels, self.discriminator(x)))
+                             lambda: self.loss_fn(labels, self.discriminator(x)),
+                             times=self.critic_steps)
         z = keras.random.normal((n, 2), seed=self.seed_generator)
         g_loss = self._apply(self.g_optimizer, self.generator, lambda: self.loss_fn(
             keras.ops.zeros((n, 1)), self.discriminator(self.generator(z))))
@@ -536,6 +543,85 @@ def test_a_gan_records_both_networks_through_their_own_optimizers():
     for optimizer in (gan.d_optimizer, gan.g_optimizer, gan.optimizer):
         assert "apply" not in optimizer.__dict__
         assert not any("gradient_stats" in v.path for v in optimizer.variables)
+
+
+class GANWithOptimizersInADict(GAN):
+    """The same GAN holding its optimizers in one dict attribute."""
+
+    def compile(self, d_optimizer, g_optimizer):
+        keras.Model.compile(self)
+        self.optimizers_by_role = {"d": d_optimizer, "g": g_optimizer}
+        self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
+
+    @property
+    def d_optimizer(self):
+        return self.optimizers_by_role["d"]
+
+    @property
+    def g_optimizer(self):
+        return self.optimizers_by_role["g"]
+
+
+@pytest.mark.skipif(BACKEND == "jax", reason="JAX: a train_step threads its own optimizers")
+def test_optimizers_held_in_a_dict_are_watched():
+    keras.utils.set_random_seed(2)
+    gan = GANWithOptimizersInADict()
+    gan.compile(keras.optimizers.Adam(1e-3), keras.optimizers.SGD(0.01))
+    assert "d_optimizer" not in vars(gan)
+    real = np.random.default_rng(0).standard_normal((32, 6)).astype("float32")
+    stats = GradientStats(every=1, warn=False)
+    gan.fit(real, batch_size=8, epochs=1, verbose=0, callbacks=[stats])
+    assert sorted({r.step for r in stats.records}) == [2, 3, 4]
+    assert {r.layer.split("/")[-1] for r in stats.records} == {
+        "d_hidden", "d_out", "g_hidden", "g_out"}
+    assert all(r.stats["update_norm"] > 0 for r in stats.records)
+    assert stats.warnings == []
+    for optimizer in gan.optimizers_by_role.values():
+        assert "apply" not in optimizer.__dict__
+
+
+class WGAN(GAN):
+    """A WGAN's schedule: the critic's optimizer steps three times per training step (here
+    with one gradient, so each of its updates is a third of the step's change)."""
+
+    critic_steps = 3
+
+
+@pytest.mark.skipif(BACKEND == "jax", reason="JAX: a train_step threads its own optimizers")
+@pytest.mark.parametrize("every", [1, 2])
+def test_an_optimizer_applied_several_times_per_step_folds_each_application(every):
+    # Windows are counted in training steps, and every application of a folded step is
+    # folded: with `every=1` TensorFlow folded only the critic's first application.
+    real = np.random.default_rng(0).standard_normal((56, 6)).astype("float32")
+    records = {}
+    for model in (GAN, WGAN):
+        keras.utils.set_random_seed(2)
+        gan = model()
+        gan.compile(keras.optimizers.SGD(0.05), keras.optimizers.SGD(0.05))
+        stats, weights = GradientStats(every=every, warn=False), Weights()
+        gan.fit(real, batch_size=8, epochs=1, verbose=0, callbacks=[stats, weights])
+        records[model] = stats.records
+        assert stats.warnings == []
+        assert _gradient_hook.installed_hook(gan) is None
+    steps_of = {model: sorted({r.step for r in found}) for model, found in records.items()}
+    assert steps_of[WGAN] == steps_of[GAN]  # the same windows, in training steps
+    paths = [v.path for v in gan.trainable_variables]
+
+    def at(model, step):
+        return {r.layer.split("/")[-1] + "/" + r.variable: r
+                for r in records[model] if r.step == step}
+
+    for step in steps_of[WGAN]:
+        read, once = at(WGAN, step), at(GAN, step)
+        assert set(read) == set(once) and len(read) == 8
+        for name, r in read.items():
+            applied = once[name].stats["steps"] * (3 if name.startswith("d_") else 1)
+            assert r.stats["steps"] == applied
+            if every == 1:  # each critic update is a third of the step's change
+                index = next(i for i, p in enumerate(paths) if p.endswith(name))
+                change = weights.after[step - 1][index] - weights.after[step - 2][index]
+                share = applied  # the same gradient applied `applied` times by SGD
+                assert close(r.stats["update_norm"] * share, np.linalg.norm(change), rel=1e-4)
 
 
 def test_layers_matching_no_variable_is_refused_at_fit():
