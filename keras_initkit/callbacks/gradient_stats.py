@@ -282,14 +282,15 @@ class GradientStats(keras.callbacks.Callback):
         (a GAN's `d_optimizer` and `g_optimizer`) or in a list, tuple or dict attribute
         (`self.optimizers = {"critic": ..., "generator": ...}`), with their names."""
         model = self.model
-        candidates: list[tuple[str, Any]] = []
-        for name, value in vars(model).items():
+        held = vars(model)
+        candidates = list(held.items())  # attributes first, then public containers
+        for name, value in held.items():
+            if name.startswith("_"):  # the trackers' own bookkeeping (TensorFlow)
+                continue
             if isinstance(value, dict):
                 candidates += [(f"{name}[{key!r}]", item) for key, item in value.items()]
             elif isinstance(value, list | tuple):
                 candidates += [(f"{name}[{i}]", item) for i, item in enumerate(value)]
-            else:
-                candidates.append((name, value))
         found, seen = [], {id(model.optimizer)}
         for name, value in candidates:
             if isinstance(value, keras.optimizers.Optimizer) and id(value) not in seen:
