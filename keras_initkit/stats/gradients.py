@@ -130,7 +130,7 @@ def tick(state):
 
 def fold(
     state, grads, before, after, layout: GradientLayout, scale=None, bincount=False,
-    histogram=True, ticks=True, pieces=None,
+    histogram=True, ticks=True,
 ):
     """`state` with one step's gradients, weights and updates folded in.
 
@@ -150,13 +150,11 @@ def fold(
             `ops.cond` per variable; not on torch, whose host knows).
         ticks: whether this application also advances the step counter (`False` when
             the training step advances it once, however often the optimizer is applied).
-        pieces: whether the passes over a large variable run piece by piece
-            (`_gradient_kernels_jax`; JAX only, where `None`, the default, means yes).
     """
     increment = [1.0 if ticks else 0.0, 0.0, 0.0, 1.0, 0.0]
     head = state[:HEAD] + ops.convert_to_tensor(increment, "float32")
     blocks = [head, state[HEAD : layout.head]]
-    kernels = _Kernels(bincount, pieces)
+    kernels = _Kernels(bincount)
     if histogram is None:
         histogram = state[HISTOGRAM] > 0.0
     for index, (g, w0, w1) in enumerate(zip(grads, before, after, strict=True)):
@@ -203,37 +201,18 @@ def nonfinite_counts(vector: np.ndarray, layout: GradientLayout) -> np.ndarray:
 
 
 class _Kernels:
-    """`keras.ops` forms, or (`native`: TensorFlow's graph mode; always on JAX) faster
-    equivalents."""
+    """`keras.ops` forms, or (`native`: TensorFlow's graph mode) faster equivalents."""
 
-    def __init__(self, native: bool = False, pieces: bool | None = None) -> None:
+    def __init__(self, native: bool = False) -> None:
         self.bincount = native
         self.native = native and keras.backend.backend() == "tensorflow"
         if self.native:
             from keras_initkit.stats import _gradient_kernels_tensorflow as tf_kernels
 
             self.tf = tf_kernels
-        self.jax = None
-        if keras.backend.backend() == "jax" if pieces is None else pieces:
-            from keras_initkit.stats import _gradient_kernels_jax as jax_kernels
-
-            self.jax = jax_kernels
 
     def sum_of_squares(self, x):
         return self.tf.sum_of_squares(x) if self.native else ops.sum(ops.square(x))
-
-    def moments(self, g, w0, w1):
-        """`(sum g², sum g, max |g|, min |g| or None, sum w0², sum (w1 - w0)²)`.
-
-        The smallest |g| (for the exact zeros of a window without histograms) is `None`
-        where it costs a pass of its own: `_no_counts_and_zeros` takes it then.
-        """
-        found = None if self.jax is None else self.jax.moments(g, w0, w1)
-        if found is not None:
-            return found
-        absolute = ops.abs(g)
-        return (self.sum_of_squares(g), ops.sum(g), ops.max(absolute), None,
-                self.sum_of_squares(w0), self.sum_of_squares(w1 - w0))  # fmt: skip
 
     def count(self, index, length: int):
         """How many of `index` (int32, in `0..length-1`) equal each of `0..length-1`."""
@@ -246,7 +225,10 @@ class _Kernels:
 def _fold_one(
     old, g, w0, w1, layout: GradientLayout, size: float, kernels: _Kernels, histogram=True
 ):
-    g_sumsq, g_sum, g_max_abs, g_min_abs, w_sumsq, u_sumsq = kernels.moments(g, w0, w1)
+    g_sumsq = kernels.sum_of_squares(g)
+    w_sumsq = kernels.sum_of_squares(w0)
+    u = w1 - w0
+    u_sumsq = kernels.sum_of_squares(u)
     absolute = ops.abs(g)
     # A finite sum of squares means every value is finite (the usual case): no NaN/Inf
     # to count and no NaN to keep out of the histogram. Else (a NaN or Inf, or a sum
@@ -258,19 +240,19 @@ def _fold_one(
     if histogram is True:
         counts, zeros = _counts_and_zeros(g, absolute, finite, layout, kernels)
     elif histogram is False:
-        counts, zeros = _no_counts_and_zeros(g, absolute, layout, g_min_abs)
+        counts, zeros = _no_counts_and_zeros(g, absolute, layout)
     else:
         counts, zeros = ops.cond(
             histogram,
             lambda: _counts_and_zeros(g, absolute, finite, layout, kernels),
-            lambda: _no_counts_and_zeros(g, absolute, layout, g_min_abs),
+            lambda: _no_counts_and_zeros(g, absolute, layout),
         )
     fields = ops.stack(
         [
             ops.sqrt(g_sumsq),
             g_sumsq,
-            g_sum,
-            g_max_abs,
+            ops.sum(g),
+            ops.max(absolute),
             nonfinite,
             zeros,
             ops.sqrt(w_sumsq),
@@ -304,12 +286,11 @@ def _counts_and_zeros(g, absolute, finite, layout: GradientLayout, kernels: _Ker
     return counts, zeros
 
 
-def _no_counts_and_zeros(g, absolute, layout: GradientLayout, smallest=None):
+def _no_counts_and_zeros(g, absolute, layout: GradientLayout):
     """No counts (a window without histograms), and the number of exact zeros: counted
-    only when the smallest `|g|` (`smallest`, if known) is not positive (0, or NaN)."""
-    smallest = ops.min(absolute) if smallest is None else smallest
+    only when the smallest `|g|` is not positive (it is 0, or NaN)."""
     zeros = _unless(
-        smallest > 0.0, lambda: ops.sum(ops.cast(ops.equal(g, 0.0), "float32"))
+        ops.min(absolute) > 0.0, lambda: ops.sum(ops.cast(ops.equal(g, 0.0), "float32"))
     )
     return ops.zeros((layout.bins + 2,), "float32"), zeros
 

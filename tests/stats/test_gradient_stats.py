@@ -159,58 +159,6 @@ def test_tensorflow_one_kernel_fold_gives_the_keras_ops_vector():
             np.testing.assert_array_equal(*vectors)
 
 
-@pytest.mark.skipif(BACKEND != "jax", reason="the JAX fold's pieces")
-def test_jax_fold_piece_by_piece_gives_the_keras_ops_vector():
-    # On JAX the passes over a large variable run over cache-sized pieces
-    # (`_gradient_kernels_jax`): the same statistics as the keras.ops fold, its sums in
-    # another order; NaN, Inf, exact zeros, tiny values, a loss scale, a size without a
-    # piece length (a prime) and small variables.
-    import jax
-
-    from keras_initkit.stats import _gradient_kernels_jax
-    from keras_initkit.stats import gradients as gstats
-
-    rng = np.random.default_rng(5)
-    shapes = [(250, 200), (3, 3, 64, 64), (40_009,), (300,), (3, 3, 2, 4)]
-    assert [_gradient_kernels_jax.piece_length(int(np.prod(s))) for s in shapes] == [
-        25_000, 18_432, None, None, None]
-    layout = gstats.GradientLayout(sizes=tuple(int(np.prod(s)) for s in shapes),
-                                   ndims=tuple(len(s) for s in shapes))
-    for special in (False, True):
-        grads = [rng.standard_normal(s).astype("float32") * 10.0 ** rng.uniform(-12, 2)
-                 for s in shapes]
-        if special:
-            grads[0].flat[:5] = [np.nan, np.inf, -np.inf, 0.0, 1e-30]
-            grads[1].flat[100:200] = 0.0
-            grads[1].flat[7] = 1e-40  # subnormal
-        before = [rng.standard_normal(s).astype("float32") for s in shapes]
-        after = [w - 0.01 * np.nan_to_num(g) for w, g in zip(before, grads, strict=True)]
-        state = (layout.empty(0, 4) + 0.25 * (np.arange(layout.size) % 5)).astype("float32")
-        for scale, histogram in [(None, True), (None, False), (64.0, False)]:
-            vectors = [
-                np.asarray(jax.jit(
-                    lambda v, g, w0, w1, pieces=pieces, scale=scale, histogram=histogram:
-                    gstats.fold(v, g, w0, w1, layout, scale, histogram=histogram,
-                                pieces=pieces))(state, grads, before, after))
-                for pieces in (True, False)
-            ]
-            np.testing.assert_array_equal(vectors[0][: layout.head], vectors[1][: layout.head])
-            for index, g in enumerate(grads):
-                start = layout.start(index)
-                got, want = (v[start : start + layout.block].astype("float64") for v in vectors)
-                sum_tolerance = 1e-5 * np.nansum(np.abs(g.astype("float64"))) / (scale or 1.0)
-                tolerance = np.maximum(1e-5 * np.abs(want), 0.0)
-                tolerance[gstats._F["grad_sum"]] += sum_tolerance
-                exact = [gstats._F[name] for name in ("grad_max_abs", "grad_nonfinite",
-                                                      "grad_zeros")]
-                exact += list(range(len(gstats.FIELDS), layout.block))  # the histogram
-                np.testing.assert_array_equal(got[exact], want[exact])
-                same = (got == want) | (np.isnan(got) & np.isnan(want))  # inf, NaN
-                with np.errstate(invalid="ignore"):
-                    near = np.abs(got - want) <= tolerance
-                assert np.all(same | near), (index, got, want)
-
-
 def test_sgd_update_is_learning_rate_times_gradient():
     model = mlp()
     model.compile(keras.optimizers.SGD(0.05), "sparse_categorical_crossentropy")
