@@ -25,14 +25,14 @@ def _critic():
         keras.layers.LeakyReLU(0.2),
         keras.layers.Flatten(),
         keras.layers.Dropout(0.2),
-        keras.layers.Dense(1),
+        keras.layers.Dense(1, name="critic_out"),
     ], name="critic")  # fmt: skip
 
 
 def _generator():
     return keras.Sequential([
         keras.Input((4,)),
-        keras.layers.Dense(4 * 4 * 8, use_bias=False),
+        keras.layers.Dense(4 * 4 * 8, use_bias=False, name="g_dense"),
         keras.layers.BatchNormalization(),
         keras.layers.LeakyReLU(0.2),
         keras.layers.Reshape((4, 4, 8)),
@@ -100,11 +100,11 @@ def test_wgan_gp_records_each_critic_update_and_both_networks():
         at = {f"{r.layer.split('/')[-1]}/{r.variable}": r for r in gradients.records
               if r.step == step}
         assert len(at) == len(variables)
-        g_steps = at["dense_1/kernel"].stats["steps"]  # the generator's first Dense
+        g_steps = at["g_dense/kernel"].stats["steps"]
         for name, record in at.items():
             critic = record.layer.startswith("critic")
             assert record.stats["steps"] == (D_STEPS * g_steps if critic else g_steps), name
-            if name == "dense/bias":  # the critic's output bias cancels in its loss,
+            if name == "critic_out/bias":  # the critic's output bias cancels in its loss,
                 # mean(fake) - mean(real), and the penalty does not depend on it
                 assert record.stats["gradient_norm"] == record.stats["update_norm"] == 0.0
             else:
