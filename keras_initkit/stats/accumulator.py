@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -318,25 +319,28 @@ def finalize(vector: np.ndarray, layout: Layout) -> tuple[dict[str, float], np.n
     statistics but its NaN/Inf counts.
     """
     v = np.asarray(vector, dtype="float64")
-    n = v[COUNT]
-    total = n + v[NAN] + v[INF]
+    (n, mean, m2, low, high, zeros, saturated, nans, infs, batches, nonfinite_calls) = v[
+        :HEAD
+    ].tolist()  # Python floats: one conversion, not one per statistic
+    total = n + nans + infs
     start = HEAD + layout.bins + 2
     nan = float("nan")
+    units = layout.units
     stats = {
-        "mean": v[MEAN] if n else nan,
-        "std": float(np.sqrt(max(v[M2], 0.0) / n)) if n else nan,
-        "min": v[MIN] if n else nan,
-        "max": v[MAX] if n else nan,
-        "zero_fraction": v[ZEROS] / n if n else nan,
-        "saturated_fraction": v[SATURATED] / n if (n and layout.saturation is not None) else nan,
-        "dead_units": (float(np.sum(v[start:start + layout.units] == 0.0))
-                       if (layout.units and total) else nan),
-        "units": float(layout.units) if layout.units else nan,
-        "unit_spread": v[start + layout.units] if (layout.units and n) else nan,
-        "nan_count": v[NAN],
-        "inf_count": v[INF],
+        "mean": mean if n else nan,
+        "std": math.sqrt(max(m2, 0.0) / n) if n else nan,
+        "min": low if n else nan,
+        "max": high if n else nan,
+        "zero_fraction": zeros / n if n else nan,
+        "saturated_fraction": saturated / n if (n and layout.saturation is not None) else nan,
+        "dead_units": (float(units - np.count_nonzero(v[start : start + units]))
+                       if (units and total) else nan),
+        "units": float(units) if units else nan,
+        "unit_spread": float(v[start + units]) if (units and n) else nan,
+        "nan_count": nans,
+        "inf_count": infs,
         "count": n,
-        "batches": v[BATCHES],
-        "nonfinite_batches": v[NONFINITE_CALLS],
+        "batches": batches,
+        "nonfinite_batches": nonfinite_calls,
     }
-    return {k: float(value) for k, value in stats.items()}, v[HEAD:start].copy()
+    return stats, v[HEAD:start].copy()

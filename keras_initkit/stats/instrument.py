@@ -95,9 +95,18 @@ class Instrumentation:
         self.control: Any = None
         self.window = 0  # the number of the current window (accumulators end with theirs)
         self.fold_now = False  # torch: the host's decision for the coming step
+        # True: every step is a window of its own (`every=1`, one step per execution):
+        # the step numbers its window itself and always folds, so the host assigns the
+        # control vector once per epoch, not once per step (`advance_window`).
+        self.auto = False
+        self.histogram_every = 1  # auto windows count histograms once in this many steps
+        self._stale: set[int] = set()  # torch: slots not yet folded in the current window
+        self._empty: dict[int, Any] = {}  # torch: each slot's empty vector, as a tensor
+        self._ends: list[int] | None = None  # where each slot's vector ends in one read
+        self._numbered = False  # auto: whether the control vector holds a window yet
         self.fold = fold_for()  # the step's fold, chosen again when the step is rebuilt
         self.call_order: list[int] = []  # slot indices in the order the step calls them
-        self._torch = keras.backend.backend() == "torch"
+        self.on_torch = keras.backend.backend() == "torch"
         self._installed = False
         self._fit_frame: Any = None
         self._patches: list[_patch.Patch] = []
@@ -206,7 +215,7 @@ class Instrumentation:
                     )
                 if _JAX:
                     internals.attach_state(slot.target.layer, slot.variable)
-            if not self._torch:
+            if not self.on_torch:
                 self.control = keras.Variable(
                     np.zeros(5, "float32"),
                     trainable=False,
@@ -217,6 +226,8 @@ class Instrumentation:
                 )
                 if _JAX:
                     internals.attach_state(self.slots[0].target.layer, self.control)
+        self._ends = None
+        self._numbered = False  # whether the control vector holds a window yet
         self.fold = fold_for(bool(getattr(self.model, "jit_compile", False)))
         self.model.make_train_function(force=True)
 
@@ -265,14 +276,23 @@ class Instrumentation:
             slot.shapes.append(tuple(y.shape))
             return
         layout, stored, fold = slot.layout, slot.variable.value, self.fold
-        if self._torch:  # the host emptied the accumulators when the window began
-            state, stamp = stored[:-1], stored[-1:]
+        if self.on_torch:  # the first fold of a window starts from the empty vector
+            if index in self._stale:
+                self._stale.discard(index)
+                state = self._empty.get(index)
+                if state is None:
+                    state = self._empty[index] = ops.convert_to_tensor(layout.empty())
+                stamp = ops.convert_to_tensor([float(self.window)], "float32")
+            else:
+                state, stamp = stored[:-1], stored[-1:]
             if self.fold_now:
                 if not self.histogram_now:
                     layout = _without_histogram(layout)
                 slot.variable.assign(ops.concatenate([fold(state, y, layout), stamp]))
             elif self.check_nonfinite:
                 slot.variable.assign(ops.concatenate([count_nonfinite(state, y, layout), stamp]))
+            else:
+                self._stale.add(index)  # nothing folded: still empty for this window
             return
         predicate, window, histogram = self._predicate()
         stamp = ops.reshape(window, (1,))
@@ -296,6 +316,9 @@ class Instrumentation:
         def counted() -> Any:
             return ops.concatenate([count_nonfinite(current(), y, layout), stamp])
 
+        if predicate is True:  # auto windows: every step folds
+            slot.variable.assign(folded())
+            return
         otherwise = counted if self.check_nonfinite else (lambda: stored)
         slot.variable.assign(ops.cond(predicate, folded, otherwise))
 
@@ -306,11 +329,19 @@ class Instrumentation:
         if getattr(_STEP, "predicate", None) is None:
             control = self.control.value
             tick = control[0]
-            _STEP.predicate = (
-                ops.logical_and(tick >= control[1], tick < control[2]),
-                control[3],
-                control[4] > 0.0,
-            )
+            if self.auto:  # window `control[3] + tick`; histograms by the phase `control[4]`
+                histogram = (
+                    True
+                    if self.every_histogram
+                    else ops.equal(ops.mod(control[4] + tick, float(self.histogram_every)), 0.0)
+                )
+                _STEP.predicate = (True, control[3] + tick, histogram)
+            else:
+                _STEP.predicate = (
+                    ops.logical_and(tick >= control[1], tick < control[2]),
+                    control[3],
+                    control[4] > 0.0,
+                )
             self.control.assign(control + ops.convert_to_tensor([1.0, 0, 0, 0, 0], "float32"))
         return _STEP.predicate
 
@@ -326,15 +357,33 @@ class Instrumentation:
         self.window = self.window % _WINDOWS + 1
         self.histogram_now = histogram or self.every_histogram
         if self.control is None:
-            for slot in self.slots:
-                internals.assign_locals(
-                    self.model, slot.variable, _stamped(slot.layout, self.window)
-                )
+            self._stale = set(range(len(self.slots)))
             return
+        self._numbered = False  # the next auto window is assigned in full
         value = np.array(
             [0.0, fold_from, fold_until, self.window, float(self.histogram_now)], "float32"
         )
         internals.assign_locals(self.model, self.control, value)
+
+    def start_auto_epoch(self, histogram_phase: int) -> None:
+        """Starts a new window, the first of a run of one-step windows (`auto`) that the
+        step numbers itself; the `k`-th of them counts histograms when
+        `(histogram_phase + k) % histogram_every == 0`."""
+        self.window = self.window % _WINDOWS + 1
+        if self.control is None:
+            self._stale = set(range(len(self.slots)))
+            return
+        self._numbered = True
+        value = np.array([0.0, 0.0, 1.0, self.window, float(histogram_phase)], "float32")
+        internals.assign_locals(self.model, self.control, value)
+
+    def advance_window(self, histogram_phase: int) -> None:
+        """The next one-step window (`auto`): the step numbers it itself, so the host only
+        counts, except where the numbers wrap (then as `start_auto_epoch`)."""
+        if self.control is None or not self._numbered or self.window + 1 > _WINDOWS:
+            self.start_auto_epoch(histogram_phase)
+            return
+        self.window += 1
 
     def read(self) -> list[np.ndarray]:
         """Each slot's accumulator for the current window, merged over replicas (the model
@@ -342,16 +391,23 @@ class Instrumentation:
         if internals.replicas(self.model) == 1:
             values = [slot.variable.value for slot in self.slots]
             joined = np.asarray(ops.convert_to_numpy(ops.concatenate(values)), "float64")
-            ends = np.cumsum([slot.layout.size + 1 for slot in self.slots])[:-1]
-            per_slot = [[part] for part in np.split(joined, ends)]
-        else:
-            per_slot = [
-                [
-                    np.asarray(ops.convert_to_numpy(v), "float64")
-                    for v in internals.local_values(self.model, slot.variable)
-                ]
-                for slot in self.slots
+            if self._ends is None:
+                self._ends = np.cumsum([slot.layout.size + 1 for slot in self.slots]).tolist()
+            starts = [0, *self._ends[:-1]]
+            window = float(self.window)
+            return [
+                joined[start : end - 1]
+                if joined[end - 1] == window
+                else np.asarray(slot.layout.empty(), "float64")
+                for slot, start, end in zip(self.slots, starts, self._ends, strict=True)
             ]
+        per_slot = [
+            [
+                np.asarray(ops.convert_to_numpy(v), "float64")
+                for v in internals.local_values(self.model, slot.variable)
+            ]
+            for slot in self.slots
+        ]
         return [
             merge(
                 [v[:-1] if v[-1] == self.window else slot.layout.empty() for v in locals_],

@@ -63,10 +63,14 @@ class Recorder:
         )
         inst.install()
         self.instrumentation = inst
+        self.spe = int(getattr(model, "steps_per_execution", 1) or 1)
+        # Every step a window of its own: the step numbers its windows (no assignment
+        # per step). Not on torch, whose host decides each step anyway.
+        inst.auto = self.settings.every == 1 and self.spe == 1 and not inst.on_torch
+        inst.histogram_every = self.settings.histogram_every
         self.pending = inst.needs_shapes
         if not self.pending:
             inst.allocate()
-        self.spe = int(getattr(model, "steps_per_execution", 1) or 1)
         self.epoch, self.last_batch, self.bucket, self.tick = 0, -1, 0, 0
         self.window_histogram = True  # whether the current window counts histograms
         return inst
@@ -183,5 +187,11 @@ class Recorder:
         low, high = fold_bounds(self.last_batch + 1, s.every, s.batches_per_record,
                                 self.steps, self.spe)
         self.window, self.tick = (low, high), 0
-        self.window_histogram = self.cadence.due(self.step, first_of_epoch=self.last_batch < 0)
-        self._installed().start_window(low, high, self.window_histogram)
+        first = self.last_batch < 0
+        self.window_histogram = self.cadence.due(self.step, first_of_epoch=first)
+        inst = self._installed()
+        if inst.auto:  # one-step windows, numbered by the step
+            phase = self.step - (self.cadence.last_start or 0)
+            (inst.start_auto_epoch if first else inst.advance_window)(phase)
+        else:
+            inst.start_window(low, high, self.window_histogram)

@@ -18,7 +18,7 @@ import pytest
 
 import keras_initkit
 from keras_initkit.callbacks import ActivationStats, GradientStats
-from keras_initkit.stats import gradient_output
+from keras_initkit.stats import gradient_output, instrument
 
 BACKEND = keras.backend.backend()
 STEPS = 13  # per epoch: 104 rows, batch 8
@@ -67,6 +67,25 @@ def test_every_batch_counts_a_histogram_once_in_histogram_every_steps_and_each_e
             assert mine.counts.sum() == mine.stats["count"]
     with_histogram = sum(r.counts is not None for r in sparse.records)
     assert 0 < with_histogram < len(sparse.records)
+
+
+def test_one_step_windows_numbered_by_the_step_survive_the_numbers_wrapping(monkeypatch):
+    """With `every=1` the step numbers its own windows and the host assigns the control
+    vector once per epoch; where the window numbers wrap (every 2**23 windows, here
+    every 4) the host assigns it again, with the histogram cadence's phase."""
+    full = _fit(every=1, histogram_every=3)
+    monkeypatch.setattr(instrument, "_WINDOWS", 4)
+    wrapped = _fit(every=1, histogram_every=3)
+    # epoch 0: windows at 0, 3, 6, 9, 12; epoch 1 (from step 13): 13, 16, 19, 22, 25
+    assert _histogram_steps(wrapped) == [1, 4, 7, 10, 13, 14, 17, 20, 23, 26]
+    assert len(wrapped.records) == len(full.records) == 3 * 2 * STEPS
+    for mine, reference in zip(wrapped.records, full.records, strict=True):
+        assert (mine.step, mine.layer) == (reference.step, reference.layer)
+        assert mine.stats["batches"] == 1.0 and mine.stats["count"] == reference.stats["count"]
+        for name, value in mine.stats.items():
+            assert value == pytest.approx(reference.stats[name], rel=1e-5, abs=1e-7, nan_ok=True)
+        if mine.counts is not None:
+            np.testing.assert_array_equal(mine.counts, reference.counts)
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's XLA-compiled step")
