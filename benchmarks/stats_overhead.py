@@ -63,7 +63,11 @@ batch, all histograms`) in the same rounds, so the effect of the fold alone is
 measured under the same load; `every batch (keras.ops fold)` runs the package's
 `keras.ops` fold where the step would run a native one (TensorFlow graph mode, eager
 torch; the same fold elsewhere), so the native fold's effect is measured in the same
-rounds too. `first epoch` is the CPU time of each `fit`'s first epoch,
+rounds too. `every batch (fold nothing)` runs a fold that returns the accumulator as it
+was: what the instrumentation around the fold costs (wrappers, accumulators, the host's
+record every batch); with `every batch (8 rows)` (the fold's ops on almost no data) it
+splits every batch's cost into the instrumentation, the fold's ops and its passes over the
+data. `first epoch` is the CPU time of each `fit`'s first epoch,
 which includes tracing and compiling the train function (every `fit` retraces, with or
 without the callback), as a ratio to plain `fit`'s first epoch.
 """
@@ -340,6 +344,9 @@ CONFIGS = {
     "every batch (keras.ops fold)": lambda sample: ActivationStats(
         every=1, batches_per_record="all"
     ),
+    "every batch (fold nothing)": lambda sample: ActivationStats(
+        every=1, batches_per_record="all"
+    ),
     "probe@50": lambda sample: ProbeStats(50, sample),
     "probe@1": lambda sample: ProbeStats(1, sample),
 }
@@ -348,6 +355,7 @@ CONFIGS = {
 FOLDS = {
     "every batch (first fold)": reference_fold,
     "every batch (keras.ops fold)": accumulator.fold,
+    "every batch (fold nothing)": lambda state, x, layout, histogram=None: state,
 }
 
 

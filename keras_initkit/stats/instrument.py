@@ -316,7 +316,7 @@ class Instrumentation:
         def counted() -> Any:
             return ops.concatenate([count_nonfinite(current(), y, layout), stamp])
 
-        if predicate is True:  # auto windows: every step folds
+        if predicate is True:  # auto windows: every step folds (TensorFlow)
             slot.variable.assign(folded())
             return
         otherwise = counted if self.check_nonfinite else (lambda: stored)
@@ -335,7 +335,11 @@ class Instrumentation:
                     if self.every_histogram
                     else ops.equal(ops.mod(control[4] + tick, float(self.histogram_every)), 0.0)
                 )
-                _STEP.predicate = (True, control[3] + tick, histogram)
+                # Always true; on JAX still a `cond` (traced, not constant): XLA fuses
+                # the fold into the step's own loops without one, and the JAX CNN's step
+                # measured 1.42x plain `fit` without it against 1.28x with it.
+                fold_now = (tick >= 0.0) if _JAX else True
+                _STEP.predicate = (fold_now, control[3] + tick, histogram)
             else:
                 _STEP.predicate = (
                     ops.logical_and(tick >= control[1], tick < control[2]),
